@@ -13,8 +13,14 @@ fi
 mkdir -p "$KENLM_DIR/src"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$python" -m pip download --quiet --no-deps --no-binary :all: kenlm -d "$work"
-tar -xzf "$work"/kenlm-*.tar.gz -C "$work"
+# Fetch the sdist itself: `pip download` would build the Python module just to read its metadata.
+"$python" - "$work" <<'PY'
+import json, sys, urllib.request
+release = json.load(urllib.request.urlopen("https://pypi.org/pypi/kenlm/json", timeout=60))
+url = next(u["url"] for u in release["urls"] if u["packagetype"] == "sdist")
+urllib.request.urlretrieve(url, f"{sys.argv[1]}/kenlm.tar.gz")
+PY
+tar -xzf "$work/kenlm.tar.gz" -C "$work"
 src=$(find "$work" -maxdepth 1 -type d -name 'kenlm-*' | head -n 1)
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DKENLM_MAX_ORDER=8 >"$KENLM_DIR/cmake.log" 2>&1 \
   || { echo "kenlm: cmake failed, see $KENLM_DIR/cmake.log" >&2; exit 1; }
