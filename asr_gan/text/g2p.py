@@ -77,7 +77,11 @@ class EspeakG2P:
         from phonemizer.separator import Separator
 
         # remove-flags: espeak may switch language for a foreign-looking word; keep its phones, drop the tag.
-        self._backend = EspeakBackend(language, with_stress=False, language_switch="remove-flags")
+        # phonemizer warns "words count mismatch" whenever no word separator is asked for; we phonemise one
+        # word per line, so the warning says nothing: keep only its errors.
+        quiet = logging.getLogger("asr_gan.text.g2p.phonemizer")
+        quiet.setLevel(logging.ERROR)
+        self._backend = EspeakBackend(language, with_stress=False, language_switch="remove-flags", logger=quiet)
         self._separator = Separator(phone=" ", word=None, syllable=None)
 
     def pronounce(self, words: list[str]) -> dict[str, list[str] | None]:

@@ -81,7 +81,6 @@ class Pronouncer:
     """
 
     def __init__(self, use_g2p: bool = True, g2p_language: str = "en-us") -> None:
-        self._cmudict = cmudict_pronunciations()
         self._use_g2p = use_g2p
         self._g2p_language = g2p_language
         self._g2p = None
@@ -94,8 +93,8 @@ class Pronouncer:
         for word in dict.fromkeys(words):
             if word in self.lexicon or word in self.missing:
                 continue
-            if word in self._cmudict:
-                self.lexicon.prons[word] = self._cmudict[word]
+            if word in cmudict_pronunciations():
+                self.lexicon.prons[word] = cmudict_pronunciations()[word]
                 self.lexicon.sources[word] = "cmudict"
             else:
                 unknown.append(word)
