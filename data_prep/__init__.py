@@ -1,0 +1,1 @@
+"""Corpus preparation: corpora on disk -> manifests (JSONL, asr_gan.manifest.Utterance)."""
