@@ -19,6 +19,7 @@ CLI: `python -m data_prep.demo --out data/ [--size tiny|small|default] [--num-tr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import re
@@ -116,7 +117,8 @@ def speaker_voices(seed: int) -> dict[str, list[Voice]]:
 _CLAUSE_END = re.compile(r"[.;:?!]+")
 
 
-def kjv_sentences(min_words: int, max_words: int) -> list[str]:
+@functools.lru_cache(maxsize=4)
+def kjv_sentences(min_words: int, max_words: int) -> tuple[str, ...]:
     """Distinct normalised KJV clauses of `min_words`..`max_words` words, in Bible order."""
     if shutil.which("bible") is None:
         raise RuntimeError("`bible` not found: install Debian's bible-kjv (apt-get install bible-kjv)")
@@ -129,7 +131,7 @@ def kjv_sentences(min_words: int, max_words: int) -> list[str]:
             sentence = normalize_sentence(clause)
             if min_words <= len(sentence.split()) <= max_words:
                 seen.setdefault(sentence, None)
-    return list(seen)
+    return tuple(seen)
 
 
 @dataclass
@@ -194,7 +196,7 @@ def prepare_demo(config: DemoConfig) -> dict[str, list[Utterance]]:
     out = Path(config.out).resolve()
     num_train, num_dev, num_test, num_text = config.counts()
     wanted = {"train": num_train, "dev": num_dev, "test": num_test}
-    sentences = kjv_sentences(config.min_words, config.max_words)
+    sentences = list(kjv_sentences(config.min_words, config.max_words))
     random.Random(config.seed).shuffle(sentences)
     spoken_total = sum(wanted.values())
     if spoken_total + 10 > len(sentences):
