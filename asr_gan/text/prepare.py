@@ -7,6 +7,9 @@ probability `sil_prob` -> `train_text.phn`; `phones.txt`; phone LM on `train_tex
 Phone mode (`phone_text`, TIMIT): the text side is already phones with silence `sil`; no lexicon and no
 word LM; `phones.txt`, `train_text.phn` and the phone LM come from the phone text.
 
+Beyond DESIGN.md's list, word mode keeps `train_text.wrd` (the normalised corpus, the word LM's input),
+`train_text.lines` (its source line numbers, for reports) and `no_pronunciation.txt`.
+
 Both modes write per manifest split `<split>.wrd` and `<split>.phn` (`utt_id tokens...`). Reference
 phones carry NO silence token: manifest `phones` when present (TIMIT keeps its `sil`), else the words
 pronounced through the same CMUdict/G2P as the text side.
