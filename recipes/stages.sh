@@ -26,3 +26,30 @@ run_stage() {
   touch "$exp/.done/$n"
   log "Stage $n done in ${dt}s"
 }
+
+# parse_options "$@": every `--some-name value` sets the variable some_name, which the recipe must
+# have defined with its default first (as Kaldi's parse_options.sh does); `--help` prints them.
+parse_options() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --help|-h)
+        echo "options (current values):"
+        for v in $recipe_options; do printf '  --%s %s\n' "${v//_/-}" "${!v}"; done
+        exit 0 ;;
+      --*)
+        local name=${1#--}; name=${name//-/_}
+        if [[ " $recipe_options " != *" $name "* ]]; then
+          echo "unknown option $1 (see --help)" >&2; exit 2
+        fi
+        [ $# -ge 2 ] || { echo "option $1 needs a value" >&2; exit 2; }
+        printf -v "$name" '%s' "$2"; shift 2 ;;
+      *) echo "unexpected argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+  done
+}
+
+# print_settings: the settings of this run, printed at the start and saved beside the results.
+print_settings() {
+  mkdir -p "$exp"
+  { for v in $recipe_options; do printf '%s=%s\n' "$v" "${!v}"; done; } | tee "$exp/settings.txt"
+}
