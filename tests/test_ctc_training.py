@@ -120,3 +120,9 @@ def test_ctc_training_learns_phones_far_below_chance(tmp_path):
     assert inv.symbols == PHONES
     assert evaluate_per(model, valid, inv, torch.device("cpu")) == pytest.approx(result.best_valid_per, abs=1e-4)
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 25
+
+
+def test_blank_penalty_lets_a_phone_beat_a_slightly_likelier_blank():
+    logits = torch.tensor([[0.0, 1.0, 1.2], [0.0, 0.0, 3.0]])  # blank = 2 wins both frames by default
+    assert ctc_greedy_decode(logits, 2, blank=2) == []
+    assert ctc_greedy_decode(logits, 2, blank=2, blank_penalty=0.5) == [1]

@@ -223,9 +223,18 @@ def ctc_logits(model: CTCPhoneModel, x: torch.Tensor, padding_mask: torch.Tensor
     return logits, (~out_mask).sum(dim=1)
 
 
-def ctc_greedy_decode(logits: torch.Tensor, length: int, blank: int) -> list[int]:
-    """Best path of one utterance: argmax per frame, merge repeats, drop blanks. logits (T', P + 1)."""
-    best = logits[:length].argmax(dim=-1).tolist()
+def ctc_greedy_decode(logits: torch.Tensor, length: int, blank: int, blank_penalty: float = 0.0) -> list[int]:
+    """Best path of one utterance: argmax per frame, merge repeats, drop blanks. logits (T', P + 1).
+
+    `blank_penalty` is subtracted from the blank's logit first: a model trained on noisy labels spreads its
+    phone mass over neighbouring frames and the blank wins everywhere, deleting phones (as icefall's
+    `blank_penalty` counters).
+    """
+    logits = logits[:length]
+    if blank_penalty:
+        logits = logits.clone()
+        logits[:, blank] -= blank_penalty
+    best = logits.argmax(dim=-1).tolist()
     out, previous = [], None
     for index in best:
         if index != previous and index != blank:
@@ -236,7 +245,8 @@ def ctc_greedy_decode(logits: torch.Tensor, length: int, blank: int) -> list[int
 
 @torch.no_grad()
 def transcribe(model: CTCPhoneModel, features: Sequence[np.ndarray], rows: Sequence[int], device: torch.device,
-               batch_frames: int = 20000, upsample: int = 1, progress: str | None = None) -> list[list[int]]:
+               batch_frames: int = 20000, upsample: int = 1, progress: str | None = None,
+               blank_penalty: float = 0.0) -> list[list[int]]:
     """Greedy phone indices for each row of `features`, in the order of `rows`."""
     model.eval()
     lengths = [int(np.shape(features[r])[0]) for r in rows]
@@ -247,7 +257,7 @@ def transcribe(model: CTCPhoneModel, features: Sequence[np.ndarray], rows: Seque
         logits, out_lengths = ctc_logits(model, x.to(device), mask.to(device), upsample)
         logits = logits.float().cpu()
         for b, i in enumerate(batch):
-            hyps[i] = ctc_greedy_decode(logits[b], int(out_lengths[b]), model.blank)
+            hyps[i] = ctc_greedy_decode(logits[b], int(out_lengths[b]), model.blank, blank_penalty)
     return hyps
 
 
@@ -278,8 +288,8 @@ def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]
 
 
 def evaluate_per(model: CTCPhoneModel, data: LabelledSet, inventory: PhoneInventory, device: torch.device,
-                 batch_frames: int = 20000, upsample: int = 1) -> float:
-    hyps = transcribe(model, data.features, data.rows, device, batch_frames, upsample)
+                 batch_frames: int = 20000, upsample: int = 1, blank_penalty: float = 0.0) -> float:
+    hyps = transcribe(model, data.features, data.rows, device, batch_frames, upsample, blank_penalty=blank_penalty)
     ignore = [inventory.silence] if inventory.silence else []
     return phone_error_rate([inventory.decode(l) for l in data.labels], [inventory.decode(h) for h in hyps], ignore)
 
