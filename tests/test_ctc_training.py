@@ -110,6 +110,7 @@ def test_ctc_training_learns_phones_far_below_chance(tmp_path):
     valid, _ = pair_features_with_labels(vids, vfeats, vlabels, inventory)
     config = CTCTrainConfig(model="bilstm", encoder_kwargs={"hidden_dim": 32, "num_layers": 1}, epochs=25,
                             lr=1e-2, batch_frames=400, seed=0, device="cpu")
+    torch.manual_seed(0)  # the untrained baseline must not depend on what earlier tests drew
     untrained = CTCPhoneModel("bilstm", 8, len(PHONES), {"hidden_dim": 32, "num_layers": 1})
     chance_per = evaluate_per(untrained, valid, inventory, torch.device("cpu"))
     result = train_ctc(config, train, inventory, valid, out=tmp_path / "run", progress=False)
