@@ -6,7 +6,7 @@ returns either kind behind the same call: `frontend(wave (samples,)) -> (T, D) f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +52,17 @@ def num_frames(num_samples: int, frame_length: int, hop: int) -> int:
     return 0 if num_samples < frame_length else 1 + (num_samples - frame_length) // hop
 
 
+N_FFT = 512
+
+
+def _kaldi_framed(wave: np.ndarray, win: int) -> torch.Tensor:
+    """Pad so torch.stft (n_fft=N_FFT, window of `win` centred in each 512-sample frame, center=False) puts
+    window t at samples [t * hop, t * hop + win) like Kaldi, giving `num_frames` frames."""
+    pad = (N_FFT - win) // 2
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    return torch.nn.functional.pad(x, (pad, N_FFT - win - pad))
+
+
 class MfccFrontend:
     """MFCC through torchaudio, with optional deltas and delta-deltas (torchaudio.functional.compute_deltas)."""
 
@@ -67,7 +78,7 @@ class MfccFrontend:
             n_mfcc=config.num_ceps,
             log_mels=False,
             melkwargs={
-                "n_fft": 512,
+                "n_fft": N_FFT,
                 "win_length": self.win,
                 "hop_length": self.hop,
                 "n_mels": config.mfcc_mels,
@@ -84,7 +95,7 @@ class MfccFrontend:
         if len(wave) < self.win:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.no_grad():
-            ceps = self.transform(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))  # (C, T)
+            ceps = self.transform(_kaldi_framed(wave, self.win))  # (C, T)
             if self.config.deltas:
                 d1 = torchaudio.functional.compute_deltas(ceps)
                 d2 = torchaudio.functional.compute_deltas(d1)
@@ -102,7 +113,7 @@ class LogMelFrontend:
         self.hop = int(round(SAMPLE_RATE * config.frame_shift_ms / 1000))
         self.transform = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE,
-            n_fft=512,
+            n_fft=N_FFT,
             win_length=self.win,
             hop_length=self.hop,
             n_mels=config.num_mels,
@@ -116,7 +127,7 @@ class LogMelFrontend:
         if len(wave) < self.win:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.no_grad():
-            mel = self.transform(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))  # (M, T)
+            mel = self.transform(_kaldi_framed(wave, self.win))  # (M, T)
             return torch.log(mel + 1e-6).T.contiguous().numpy().astype(np.float32)
 
 
