@@ -117,7 +117,7 @@ def assign_clusters(frames: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Nearest centroid of each frame. frames: (T, D), centroids: (K, D) -> (T,) int64."""
     if len(frames) == 0:
         return np.zeros(0, dtype=np.int64)
-    x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    x = torch.tensor(np.asarray(frames, dtype=np.float32))  # a copy: stored frames are read-only memory maps
     return _sq_distances(x, torch.from_numpy(centroids)).argmin(dim=1).numpy()
 
 
