@@ -186,3 +186,41 @@ def test_ssl_layer_out_of_range_names_checkpoint(tmp_path):
     transformers.Wav2Vec2Model(config).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="--layer 3 out of range"):
         SslFrontend(tmp_path, layer=3, device="cpu")
+
+
+def test_padded_batch_equals_one_at_a_time_for_layer_norm_encoders(tmp_path):
+    torch.manual_seed(5)
+    config = transformers.Wav2Vec2Config(**TINY, feat_extract_norm="layer", do_stable_layer_norm=True)
+    transformers.Wav2Vec2Model(config).save_pretrained(tmp_path)
+    frontend = SslFrontend(tmp_path, layer=1, device="cpu")
+    waves = [_wave(0.5, 1), _wave(0.2, 2), np.zeros(15, np.float32), _wave(0.35, 3)]  # 15 < receptive field 20
+    batched = frontend.batch(waves)
+    assert batched[2].shape == (0, 16)
+    for wave, out in zip(waves, batched):
+        np.testing.assert_allclose(out, frontend(wave), atol=1e-4, rtol=1e-4)
+
+
+def test_extract_cli_with_ssl_checkpoint(tmp_path):
+    import soundfile
+
+    from asr_gan.features.__main__ import main
+    from asr_gan.features.storage import FeatureSet
+    from asr_gan.manifest import Utterance, write_manifest
+
+    config = transformers.HubertConfig(**TINY)
+    transformers.HubertModel(config).save_pretrained(tmp_path / "hubert")
+    utts = []
+    for i, seconds in enumerate([0.4, 0.6]):
+        path = tmp_path / f"u{i}.wav"
+        soundfile.write(path, _wave(seconds, i), 16000)
+        utts.append(Utterance(utt_id=f"u{i}", audio=str(path), num_samples=int(16000 * seconds), sample_rate=16000,
+                              speaker="s"))
+    write_manifest(tmp_path / "m.jsonl", utts)
+    assert main(["extract", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "f"),
+                 "--ssl-checkpoint", str(tmp_path / "hubert"), "--layer", "2", "--cmvn", "none",
+                 "--device", "cpu", "--dtype", "float16"]) == 0
+    fs = FeatureSet(tmp_path / "f")
+    # The tiny conv stack has a total stride of 10 samples: 1600 frames per second.
+    assert fs.dim == 16 and fs.meta["frame_rate"] == 1600.0 and fs.dtype == np.float16
+    expected = SslFrontend(tmp_path / "hubert", layer=2, device="cpu")(_wave(0.6, 1))
+    np.testing.assert_allclose(fs.get("u1").astype(np.float32), expected, atol=2e-2, rtol=1e-2)

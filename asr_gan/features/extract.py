@@ -166,9 +166,9 @@ def my_shards(num_shards: int, shard: str | None) -> list[int]:
     return [k for k in range(num_shards) if k % world == rank]
 
 
-def _write_shard(out: Path, index: int, results: Iterator[UtteranceResult], dim: int, config: ExtractConfig, bar) -> dict:
+def _write_shard(out: Path, index: int, results: Iterator[UtteranceResult], frontend, config: ExtractConfig, bar) -> dict:
     directory = shard_dir(out, index)
-    writer = FeatureSetWriter(directory, dim, config.dtype, meta={"shard": index})
+    writer = FeatureSetWriter(directory, frontend.dim, config.dtype, meta={"shard": index, "frame_rate": frontend.frame_rate})
     skipped = []
     seconds = 0.0
     for result in results:
@@ -244,7 +244,7 @@ def merge_shards(config: ExtractConfig, utts: list[Utterance] | None = None) -> 
         "vad": config.vad.to_dict() if config.vad else None,
         "cmvn": config.cmvn,
         "manifest": str(config.manifest),
-        "frame_rate": build_frame_rate(config.frontend),
+        "frame_rate": shards[0].meta.get("frame_rate") if shards else build_frame_rate(config.frontend),
         "num_skipped": len(skipped),
         "audio_seconds": seconds,
     }
@@ -295,7 +295,6 @@ def extract(config: ExtractConfig) -> dict:
         in_process = batched or config.num_workers <= 1
         if in_process:
             _WORKER.update(frontend=frontend, vad=config.vad, utterance_cmvn=config.cmvn == "utterance")
-        dim = frontend.dim
         bar = tqdm(total=todo, desc=f"extract {out.name}", unit="utt")
         bar.audio_seconds, bar.started, bar.skipped = 0.0, started, 0
         with contextlib.ExitStack() as stack:
@@ -308,7 +307,7 @@ def extract(config: ExtractConfig) -> dict:
                     results = map(_process_one, shard_utts)
                 else:
                     results = pool.imap(_process_one, shard_utts, chunksize=4)
-                _write_shard(out, k, results, dim, config, bar)
+                _write_shard(out, k, results, frontend, config, bar)
         bar.close()
         elapsed = time.perf_counter() - started
         print(f"{out}: {todo} utterances in {elapsed:.1f} s ({todo / max(elapsed, 1e-9):.1f} utt/s, "

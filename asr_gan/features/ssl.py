@@ -255,9 +255,14 @@ class SslFrontend:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = self.loaded.model.to(self.device)
         self.dim = self.loaded.dim
-        self.frame_rate = SAMPLE_RATE / 320  # the conv encoder's total stride is 320 samples
-        # Receptive field of the conv stack (400 samples for the standard one): shorter input gives no frame.
-        self.min_samples = 400
+        # The conv encoder fixes the frame rate (total stride 320 samples = 20 ms for the released models) and
+        # the shortest input that yields a frame (its receptive field, 400 samples for them).
+        stride, receptive = 1, 1
+        for block in self.model.feature_extractor.conv_layers:
+            receptive += (block.conv.kernel_size[0] - 1) * stride
+            stride *= block.conv.stride[0]
+        self.frame_rate = SAMPLE_RATE / stride
+        self.min_samples = receptive
 
     def _prepare(self, wave: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
