@@ -121,3 +121,25 @@ def test_cli_runs_as_a_module_with_fbank_and_no_segmentation(corpus, tmp_path):
     assert frames.dim == 40
     np.testing.assert_array_equal(np.asarray(segs.features), np.asarray(frames.features))  # frame level
     np.testing.assert_allclose(np.asarray(frames.features).mean(axis=0), 0, atol=1e-4)  # global CMVN
+
+
+def test_torchrun_rank_and_world_size_select_shards(monkeypatch):
+    from asr_gan.features.extract import my_shards
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert my_shards(7, None) == [1, 4]
+    assert my_shards(7, "0/2") == [0, 2, 4, 6]  # --shard wins over the environment
+    with pytest.raises(ValueError, match="expected i/n"):
+        my_shards(7, "first")
+    with pytest.raises(ValueError, match="rank must be"):
+        my_shards(7, "2/2")
+
+
+def test_second_rank_finishing_last_merges(corpus, tmp_path):
+    _, manifest = corpus
+    out = tmp_path / "ranks"
+    assert _extract(manifest, out, "--shard", "1/2") == 0
+    assert not (out / "meta.json").exists()
+    assert _extract(manifest, out, "--shard", "0/2") == 0
+    assert FeatureSet(out).utt_ids == [f"utt{i}" for i in range(5)]

@@ -30,7 +30,7 @@ class SegmentConfig:
     clusters: int = 128  # 0 = no merging: one segment per frame
     pool: bool = True  # mean-pool adjacent segment pairs (wav2vec-U's `_pooled`)
     kmeans_iterations: int = 50
-    max_pca_frames: int = 500_000  # PCA is fit on a random sample of at most this many training frames
+    max_pca_frames: int = 2_000_000  # PCA is fit on a random sample of at most this many training frames (streamed)
     seed: int = 0
     device: str | None = None
 
@@ -127,8 +127,8 @@ class FeaturePipeline:
         total = frames.shape[0]
         if config.pca_dim and config.pca_dim < feature_set.dim:
             take = min(total, config.max_pca_frames)
-            rows = np.sort(rng.choice(total, size=take, replace=False))
-            pipeline.pca = fit_pca(np.asarray(frames[rows], dtype=np.float32), config.pca_dim, config.device)
+            rows = np.sort(rng.choice(total, size=take, replace=False)) if take < total else None
+            pipeline.pca = fit_pca(frames, config.pca_dim, config.device, rows=rows)
         if config.clusters:
             pipeline.centroids = fit_kmeans(
                 frames, config.clusters, config.kmeans_iterations, seed=config.seed, device=config.device

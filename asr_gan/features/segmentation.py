@@ -38,21 +38,40 @@ class Pca:
         return ((np.asarray(frames, dtype=np.float32) - self.mean) @ self.components.T).astype(np.float32)
 
 
-def fit_pca(frames: np.ndarray, dim: int, device: str | None = None) -> Pca:
-    """PCA by SVD of the centred frames. frames: (N, D), dim <= D."""
+def fit_pca(
+    frames: np.ndarray, dim: int, device: str | None = None, rows: np.ndarray | None = None, chunk: int = 65536
+) -> Pca:
+    """PCA from the covariance of `frames[rows]` (all rows by default), accumulated in float64 chunks.
+
+    frames: (N, D), may be a memory map larger than memory; dim <= D. The eigendecomposition of the D x D
+    covariance (torch.linalg.eigh) gives the same components as an SVD of the centred frames.
+    """
     if dim > frames.shape[1]:
         raise ValueError(f"PCA dimension {dim} exceeds the feature dimension {frames.shape[1]}; lower --pca-dim")
-    x = torch.as_tensor(np.asarray(frames, dtype=np.float32), device=_device(device)).double()
-    mean = x.mean(dim=0)
-    _, singular, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    dev = _device(device)
+    rows = np.arange(frames.shape[0]) if rows is None else np.sort(rows)
+    if len(rows) < 2:
+        raise ValueError(f"PCA needs at least 2 frames, got {len(rows)}")
+    d = frames.shape[1]
+    total = torch.zeros(d, dtype=torch.float64, device=dev)
+    outer = torch.zeros(d, d, dtype=torch.float64, device=dev)
+    for start in range(0, len(rows), chunk):
+        x = torch.as_tensor(np.asarray(frames[rows[start : start + chunk]], dtype=np.float64), device=dev)
+        total += x.sum(dim=0)
+        outer += x.T @ x
+    n = len(rows)
+    mean = total / n
+    covariance = (outer - n * torch.outer(mean, mean)) / (n - 1)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
+    order = torch.argsort(eigenvalues, descending=True)[:dim]
+    components = eigenvectors[:, order].T  # (dim, D)
     # Fix each component's sign (largest coordinate positive) so refits on the same data agree exactly.
-    signs = torch.sign(vh[torch.arange(vh.shape[0]), vh.abs().argmax(dim=1)])
-    vh = vh * signs[:, None]
-    variance = singular**2 / max(1, x.shape[0] - 1)
+    signs = torch.sign(components[torch.arange(dim), components.abs().argmax(dim=1)])
+    components = components * signs[:, None]
     return Pca(
         mean=mean.float().cpu().numpy(),
-        components=vh[:dim].float().cpu().numpy(),
-        explained_variance=variance[:dim].float().cpu().numpy(),
+        components=components.float().cpu().numpy(),
+        explained_variance=eigenvalues[order].clamp_min(0).float().cpu().numpy(),
     )
 
 
