@@ -32,7 +32,7 @@ from asr_gan.features.frontends import FrontendConfig, build_frontend
 from asr_gan.features.normalization import Cmvn, normalize_utterance
 from asr_gan.features.pipeline import raw_frames
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
-from asr_gan.features.vad import VadConfig
+from asr_gan.features.vad import VadConfig, remove_silence
 from asr_gan.manifest import Utterance, read_manifest
 
 SAMPLE_RATE = 16000
@@ -72,8 +72,8 @@ def _init_worker(frontend: FrontendConfig, vad: VadConfig | None, utterance_cmvn
     _WORKER.update(frontend=build_frontend(frontend), vad=vad, utterance_cmvn=utterance_cmvn)
 
 
-def _read(utt: Utterance, vad: VadConfig | None) -> tuple[np.ndarray | None, float, str | None]:
-    """Audio of an utterance after VAD; (None, 0, reason) for bad input."""
+def _read(utt: Utterance) -> tuple[np.ndarray | None, float, str | None]:
+    """(waveform, seconds, None) of an utterance's span, or (None, 0, reason) for bad input."""
     try:
         wave = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
     except AudioError as err:
@@ -91,7 +91,7 @@ def _finish(utt: Utterance, frames: np.ndarray, seconds: float, utterance_cmvn: 
 
 def _process_one(utt: Utterance) -> UtteranceResult:
     """Worker body: audio -> VAD -> frontend -> (utterance CMVN)."""
-    wave, seconds, error = _read(utt, None)
+    wave, seconds, error = _read(utt)
     if error:
         return UtteranceResult(utt.utt_id, None, 0.0, error)
     frames = raw_frames(wave, _WORKER["frontend"], _WORKER["vad"])
@@ -111,10 +111,8 @@ def _results_batched(utts: list[Utterance], config: ExtractConfig, frontend) -> 
     utterance_cmvn = config.cmvn == "utterance"
 
     def load(utt: Utterance):
-        wave, seconds, error = _read(utt, None)
+        wave, seconds, error = _read(utt)
         if wave is not None and config.vad is not None:
-            from asr_gan.features.vad import remove_silence
-
             wave, _ = remove_silence(wave, config.vad)
         return utt, wave, seconds, error
 
