@@ -60,9 +60,9 @@ class PrepReport:
     def summary(self) -> str:
         """Human-readable summary: counts per split, skips and notes per reason (with examples), warnings."""
         lines = [f"# {self.title}", ""]
-        lines.append("written:")
+        lines.append("written (utterances, or lines of text files):")
         for split, count in self.counts.items():
-            lines.append(f"  {split}: {count} utterances")
+            lines.append(f"  {split}: {count}")
         lines.append(f"skipped: {self.num_skipped}")
         for title, groups in (("skipped", self.skipped), ("noted (kept)", self.notes)):
             for reason, messages in sorted(groups.items()):
