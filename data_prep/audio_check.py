@@ -81,6 +81,8 @@ def probe_audio(path: str | Path, report: PrepReport | None = None) -> AudioInfo
         AudioError: missing, empty, corrupt, truncated or undecodable file (the message starts with the path).
     """
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes); re-copy it from the corpus")
     info = audio_info(path)
     _check_sphere(path, info)
     _check_tail(path, info)
