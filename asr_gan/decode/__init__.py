@@ -1,0 +1,1 @@
+"""From phone logits to words: decoders, the model bundle, `python -m asr_gan.decode`, self-training."""
