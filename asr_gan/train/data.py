@@ -1,0 +1,112 @@
+"""Device-resident training data: every sequence of a split in one flat tensor, batches gathered on the device.
+
+Unpadded storage plus offsets keeps memory at the data's real size; a batch is one index computation and one
+gather on the device, so a GPU step never waits for a host-side collate (the reference implementation's data
+loader is most of its step time). Which sequences go into a batch is drawn on the host with a numpy
+generator whose state is saved in checkpoints, so a resumed run draws the same batches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from asr_gan.text.phones import PhoneInventory
+
+
+class SequenceBank:
+    """Variable-length sequences in one flat tensor.
+
+    Args:
+        sequences: N arrays, (T_i, D) float features or (T_i,) integer phone ids.
+        device: where the flat tensor lives.
+        dtype: storage dtype of float features (float16 halves GPU memory; batches come out float32).
+    """
+
+    def __init__(self, sequences: Sequence[np.ndarray], device: torch.device,
+                 dtype: torch.dtype | None = None) -> None:
+        if not sequences:
+            raise ValueError("no sequences to train on")
+        self.lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        offsets = np.zeros(len(sequences), dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=offsets[1:])
+        flat = np.concatenate([np.asarray(s) for s in sequences], axis=0)
+        values = torch.from_numpy(flat)
+        if values.is_floating_point():
+            values = values.to(dtype or torch.float32)
+        self.values = values.to(device)
+        self.offsets = torch.from_numpy(offsets).to(device)
+        self.device_lengths = torch.from_numpy(self.lengths).to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def gather(self, index: np.ndarray, max_length: int = 0,
+               rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded batch of the sequences at `index`.
+
+        Args:
+            index: (B,) sequence positions.
+            max_length: crop longer sequences to this many positions (a random window when `rng` is
+                given, else the start); 0 = no crop.
+
+        Returns:
+            values (B, T, D) float32 or (B, T) int64, padded with zeros; padding_mask (B, T), True = pad.
+        """
+        lengths = self.lengths[index]
+        starts = np.zeros_like(lengths)
+        if max_length and lengths.max() > max_length:
+            excess = np.maximum(lengths - max_length, 0)
+            if rng is not None:
+                starts = (rng.random(len(index)) * (excess + 1)).astype(np.int64)
+            lengths = np.minimum(lengths, max_length)
+        width = int(lengths.max())
+        index_t = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device, non_blocking=True)
+        starts_t = torch.from_numpy(starts).to(self.device, non_blocking=True)
+        lengths_t = torch.from_numpy(lengths).to(self.device, non_blocking=True)
+        steps = torch.arange(width, device=self.device)
+        padding_mask = steps[None, :] >= lengths_t[:, None]
+        positions = (self.offsets[index_t] + starts_t)[:, None] + steps[None, :]
+        positions = positions.clamp_(max=self.values.shape[0] - 1)
+        batch = self.values[positions]
+        if batch.is_floating_point():
+            batch = batch.float().masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        else:
+            batch = batch.masked_fill(padding_mask, 0)
+        return batch, padding_mask
+
+
+def read_phone_text(path: str | Path, inventory: PhoneInventory) -> list[np.ndarray]:
+    """Phonemised text (one sentence of space-separated phones per line) -> phone-id arrays.
+
+    Sentences with a phone outside the inventory are dropped and counted in the error if all are.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: phone text not found (build it with `python -m asr_gan.text`)")
+    sentences, unknown = [], 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 ({err})") from None
+    for line in lines:
+        phones = line.split()
+        if not phones:
+            continue
+        if any(p not in inventory for p in phones):
+            unknown += 1
+            continue
+        sentences.append(np.array(inventory.encode(phones), dtype=np.int64))
+    if not sentences:
+        raise ValueError(f"{path}: no usable sentence ({unknown} had phones outside the inventory)")
+    return sentences
+
+
+def feature_statistics(bank: SequenceBank) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (D,) over every stored position (float64 accumulation)."""
+    values = bank.values.double()
+    return values.mean(0).float(), values.std(0).float()

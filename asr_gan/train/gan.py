@@ -1,0 +1,465 @@
+"""The GAN training loop: alternating discriminator and generator updates on device-resident data.
+
+One update trains either the discriminator (and the feature discriminator, when used) or the generator (and
+the reverse generator); with `discriminator_steps=1` they alternate as in wav2vec-U. Every `valid_interval`
+updates the generator decodes the unlabelled validation audio, the label-free metric `weighted_lm_ppl` is
+computed (asr_gan/train/selection.py), and `checkpoint_last.pt` (and `checkpoint_best.pt` when the metric
+improved) are written atomically. A run started again in the same folder resumes from `checkpoint_last.pt`
+and draws the same batches an uninterrupted run would have drawn (single process).
+
+Non-finite losses stop the run with `TrainingDiverged`; losses are checked at every log line (checking every
+update would make the GPU wait for the host) and before every checkpoint, so no checkpoint ever holds
+weights from after a divergence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from asr_gan.models.discriminator import Discriminator
+from asr_gan.models.generator import Generator
+from asr_gan.models.reverse_generator import ReverseGenerator
+from asr_gan.text.phones import PhoneInventory
+from asr_gan.train import losses
+from asr_gan.train.checkpoint import read_checkpoint, save_checkpoint
+from asr_gan.train.config import GanConfig, config_to_dict, save_config
+from asr_gan.train.data import SequenceBank, feature_statistics, read_phone_text
+from asr_gan.train.distributed import (DistributedContext, average_gradients, barrier, broadcast_parameters,
+                                       init_distributed)
+from asr_gan.train.merge import merge_runs
+from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the loss, the update and the intact checkpoint."""
+
+
+def pick_device(name: str, context: DistributedContext) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and context.enabled:
+        return torch.device("cuda", context.local_rank)
+    return torch.device(name)
+
+
+def load_feature_sequences(path: str) -> tuple[list[np.ndarray], list[str]]:
+    """Non-empty sequences of a stored FeatureSet and their utterance ids."""
+    from asr_gan.features.storage import FeatureSet
+
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path}: feature set not found (extract it with `python -m asr_gan.features`)")
+    features = FeatureSet(path)
+    keep = [i for i in range(len(features)) if features.lengths[i] > 0]
+    if not keep:
+        raise ValueError(f"{path}: every utterance has zero feature rows")
+    return [np.asarray(features[i], dtype=np.float32) for i in keep], [features.utt_ids[i] for i in keep]
+
+
+class GanTrainer:
+    """Builds the networks, optimisers and data of one run; `train()` runs it to `max_updates`."""
+
+    def __init__(self, config: GanConfig, out: str | Path, context: DistributedContext | None = None) -> None:
+        config.validate()
+        self.config, self.out = config, Path(out)
+        self.context = context or DistributedContext()
+        self.device = pick_device(config.device, self.context)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        torch.manual_seed(config.seed)  # the same initial weights in every process
+        self.sampler = np.random.default_rng([config.seed, self.context.rank])
+        self.inventory = PhoneInventory.load(config.phones)
+        self._load_data()
+        self._build_models()
+        self.step = 0
+        self.best_metric = math.inf
+        self.best_step: int | None = None
+        self.log_sums: dict[str, torch.Tensor] = {}
+        self.log_counts: dict[str, int] = {}
+        self.writer = None
+
+    # ------------------------------------------------------------------------------------------- set-up
+
+    def _load_data(self) -> None:
+        config = self.config
+        sequences, _ = load_feature_sequences(config.features)
+        self.train_bank = SequenceBank(sequences, self.device)
+        self.input_dim = sequences[0].shape[1]
+        self.text_bank = SequenceBank(read_phone_text(config.text, self.inventory), self.device)
+        self.valid_bank: SequenceBank | None = None
+        self.valid_ids: list[str] = []
+        self.valid_refs: dict[str, list[str]] | None = None
+        self.lm = None
+        if config.valid_features:
+            valid, self.valid_ids = load_feature_sequences(config.valid_features)
+            self.valid_bank = SequenceBank(valid, self.device)
+            from asr_gan.text.lm import NgramLM
+
+            self.lm = NgramLM(config.phone_lm)
+            if config.valid_labels:
+                from asr_gan.train.ctc import read_phone_labels
+
+                self.valid_refs = read_phone_labels(config.valid_labels)
+
+    def _build_models(self) -> None:
+        config, phones = self.config, len(self.inventory)
+        self.generator_kwargs = {"input_dim": self.input_dim, "num_phones": phones, **asdict(config.generator)}
+        self.generator = Generator(**self.generator_kwargs).to(self.device)
+        mean, std = feature_statistics(self.train_bank)
+        self.generator.set_feature_statistics(mean, std)
+        self.discriminator_kwargs = {"input_dim": phones, **asdict(config.discriminator)}
+        self.discriminator = Discriminator(**self.discriminator_kwargs).to(self.device)
+        self.reverse_kwargs: dict[str, Any] | None = None
+        self.reverse_generator: ReverseGenerator | None = None
+        if config.uses_reverse_generator:
+            self.reverse_kwargs = {"num_phones": phones, "output_dim": self.input_dim,
+                                   "upsample": config.generator.stride, **asdict(config.reverse_generator)}
+            self.reverse_generator = ReverseGenerator(**self.reverse_kwargs).to(self.device)
+        self.feature_discriminator: Discriminator | None = None
+        if config.loss.feature_adversarial > 0:
+            self.feature_discriminator = Discriminator(self.input_dim, **asdict(config.discriminator)).to(self.device)
+        for module in self._modules():
+            broadcast_parameters(module, self.context)
+        self.generator_params = list(self.generator.parameters())
+        if self.reverse_generator is not None:
+            self.generator_params += list(self.reverse_generator.parameters())
+        self.discriminator_params = list(self.discriminator.parameters())
+        if self.feature_discriminator is not None:
+            self.discriminator_params += list(self.feature_discriminator.parameters())
+        self.generator_optimizer = torch.optim.Adam(self.generator_params, lr=config.generator_lr,
+                                                    betas=tuple(config.betas),
+                                                    weight_decay=config.generator_weight_decay)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator_params, lr=config.discriminator_lr,
+                                                        betas=tuple(config.betas),
+                                                        weight_decay=config.discriminator_weight_decay)
+
+    def _modules(self) -> list[torch.nn.Module]:
+        return [m for m in (self.generator, self.discriminator, self.reverse_generator, self.feature_discriminator)
+                if m is not None]
+
+    # -------------------------------------------------------------------------------------------- batches
+
+    def _audio_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.sampler.integers(len(self.train_bank), size=self.config.batch_size)
+        return self.train_bank.gather(index, self.config.max_length, self.sampler)
+
+    def _text_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Phone ids (B, L), one-hot (B, L, P) zero at padding, padding mask (B, L)."""
+        index = self.sampler.integers(len(self.text_bank), size=self.config.batch_size)
+        ids, mask = self.text_bank.gather(index, self.config.max_length, self.sampler)
+        one_hot = F.one_hot(ids, len(self.inventory)).float().masked_fill(mask.unsqueeze(-1), 0.0)
+        return ids, one_hot, mask
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+
+    # -------------------------------------------------------------------------------------------- updates
+
+    def discriminator_update(self) -> dict[str, torch.Tensor]:
+        weights = self.config.loss
+        audio, audio_mask = self._audio_batch()
+        _, real, real_mask = self._text_batch()
+        with torch.no_grad(), self._autocast():
+            logits, out_mask = self.generator(audio, audio_mask)
+        fake, fake_mask = merge_runs(logits.float().softmax(-1), out_mask, sample=True)
+        with self._autocast():
+            adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
+                                                    self.discriminator(real, real_mask))
+            penalty = losses.gradient_penalty(self.discriminator, real, fake)
+        total = adversarial + weights.gradient_penalty * penalty
+        logged = {"d_adversarial": adversarial, "d_gradient_penalty": penalty}
+        if self.feature_discriminator is not None:
+            assert self.reverse_generator is not None
+            with torch.no_grad(), self._autocast():
+                fake_features, fake_features_mask = self.reverse_generator(real, real_mask)
+            real_features = self.generator.normalize(audio).masked_fill(audio_mask.unsqueeze(-1), 0.0)
+            with self._autocast():
+                feature_adversarial = losses.discriminator_loss(
+                    self.feature_discriminator(fake_features.float(), fake_features_mask),
+                    self.feature_discriminator(real_features, audio_mask))
+                feature_penalty = losses.gradient_penalty(self.feature_discriminator, real_features,
+                                                          fake_features.float())
+            total = total + weights.feature_adversarial * (feature_adversarial
+                                                           + weights.gradient_penalty * feature_penalty)
+            logged["d_feature_adversarial"] = feature_adversarial
+        self._apply(total, self.discriminator_optimizer, self.discriminator_params)
+        logged["d_total"] = total
+        return logged
+
+    def generator_update(self) -> dict[str, torch.Tensor]:
+        weights = self.config.loss
+        audio, audio_mask = self._audio_batch()
+        for p in self.discriminator_params:
+            p.requires_grad_(False)  # no discriminator gradients are needed in this update
+        try:
+            with self._autocast():
+                logits, out_mask = self.generator(audio, audio_mask)
+            logits = logits.float()
+            probs = logits.softmax(-1)
+            fake, fake_mask = merge_runs(probs, out_mask, sample=True)
+            with self._autocast():
+                adversarial = losses.generator_adversarial_loss(self.discriminator(fake, fake_mask))
+            smoothness = losses.smoothness_loss(logits, out_mask)
+            diversity = losses.diversity_loss(probs, out_mask)
+            total = adversarial + weights.smoothness * smoothness + weights.diversity * diversity
+            logged = {"g_adversarial": adversarial, "g_smoothness": smoothness, "g_diversity": diversity}
+            if weights.cycle_audio > 0:
+                total = total + weights.cycle_audio * self._audio_cycle(audio, audio_mask, probs, out_mask, logged)
+            if weights.cycle_text > 0 or weights.feature_adversarial > 0:
+                total = total + self._text_side(logged)
+        finally:
+            for p in self.discriminator_params:
+                p.requires_grad_(True)
+        self._apply(total, self.generator_optimizer, self.generator_params)
+        logged["g_total"] = total
+        return logged
+
+    def _audio_cycle(self, audio: torch.Tensor, audio_mask: torch.Tensor, probs: torch.Tensor,
+                     out_mask: torch.Tensor, logged: dict[str, torch.Tensor]) -> torch.Tensor:
+        """features -> phones -> features: reconstruction of the standardised input."""
+        assert self.reverse_generator is not None
+        phones = losses.straight_through_one_hot(probs) if self.config.loss.cycle_hard else probs
+        phones = phones.masked_fill(out_mask.unsqueeze(-1), 0.0)
+        with self._autocast():
+            rebuilt, _ = self.reverse_generator(phones, out_mask)
+        loss = losses.reconstruction_loss(rebuilt.float(), self.generator.normalize(audio), audio_mask)
+        logged["cycle_audio"] = loss
+        return loss
+
+    def _text_side(self, logged: dict[str, torch.Tensor]) -> torch.Tensor:
+        """text phones -> features -> phones (cross-entropy), and the feature discriminator's adversarial loss."""
+        assert self.reverse_generator is not None
+        weights = self.config.loss
+        ids, one_hot, mask = self._text_batch()
+        with self._autocast():
+            features, features_mask = self.reverse_generator(one_hot, mask)
+        total = torch.zeros((), device=self.device)
+        if weights.cycle_text > 0:
+            with self._autocast():
+                back, _ = self.generator(features, features_mask, normalized=True)
+            loss = losses.phone_cross_entropy(back.float(), ids, mask)
+            logged["cycle_text"] = loss
+            total = total + weights.cycle_text * loss
+        if self.feature_discriminator is not None:
+            with self._autocast():
+                loss = losses.generator_adversarial_loss(self.feature_discriminator(features.float(), features_mask))
+            logged["g_feature_adversarial"] = loss
+            total = total + weights.feature_adversarial * loss
+        return total
+
+    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(params, self.context)
+        optimizer.step()
+
+    # ------------------------------------------------------------------------------------- checkpoints
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator_kwargs": self.generator_kwargs,
+            "generator": self.generator.state_dict(),
+            "phones": self.inventory.symbols,
+            "silence": self.inventory.silence,
+            "config": config_to_dict(self.config),
+            "step": self.step,
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "discriminator_kwargs": self.discriminator_kwargs,
+            "discriminator": self.discriminator.state_dict(),
+            "reverse_kwargs": self.reverse_kwargs,
+            "reverse_generator": self.reverse_generator.state_dict() if self.reverse_generator else None,
+            "feature_discriminator": (self.feature_discriminator.state_dict()
+                                      if self.feature_discriminator else None),
+            "optimizers": {"generator": self.generator_optimizer.state_dict(),
+                           "discriminator": self.discriminator_optimizer.state_dict()},
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+                    "sampler": self.sampler.bit_generator.state},
+        }
+
+    def resume(self, path: Path) -> None:
+        """Continue from a checkpoint_last.pt of this run."""
+        state = read_checkpoint(path, self.device)
+        if state["generator_kwargs"] != self.generator_kwargs:
+            raise ValueError(f"{path}: its generator {state['generator_kwargs']} differs from this config's "
+                             f"{self.generator_kwargs}; use a new --out folder for a new run")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        if self.reverse_generator is not None and state.get("reverse_generator") is not None:
+            self.reverse_generator.load_state_dict(state["reverse_generator"])
+        if self.feature_discriminator is not None and state.get("feature_discriminator") is not None:
+            self.feature_discriminator.load_state_dict(state["feature_discriminator"])
+        self.generator_optimizer.load_state_dict(state["optimizers"]["generator"])
+        self.discriminator_optimizer.load_state_dict(state["optimizers"]["discriminator"])
+        self.step, self.best_metric, self.best_step = state["step"], state["best_metric"], state.get("best_step")
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng.get("cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        if self.context.is_main:
+            self.sampler.bit_generator.state = rng["sampler"]
+        else:
+            # Only rank 0's sampler state is saved: other ranks draw fresh, reproducible batches.
+            self.sampler = np.random.default_rng([self.config.seed, self.context.rank, self.step])
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines written after the resumed checkpoint, so the file matches an uninterrupted run."""
+        path = self.out / "metrics.jsonl"
+        if not path.is_file() or not self.context.is_main:
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.step:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the kill
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def _check_finite(self) -> None:
+        bad = [name for name, value in self.log_sums.items() if not torch.isfinite(value).item()]
+        if not bad:
+            bad = [name for name, module in (("generator", self.generator), ("discriminator", self.discriminator))
+                   if not all(torch.isfinite(p).all().item() for p in module.parameters())]
+        if bad:
+            last = self.out / "checkpoint_last.pt"
+            kept = f"the last good checkpoint {last} is intact" if last.is_file() else "no checkpoint was written yet"
+            raise TrainingDiverged(f"non-finite {', '.join(bad)} before update {self.step}: stopping; {kept}. "
+                                   "Lower the learning rates or raise loss.gradient_penalty.")
+
+    # ------------------------------------------------------------------------------------------ logging
+
+    def _record(self, logged: dict[str, torch.Tensor]) -> None:
+        for name, value in logged.items():
+            value = value.detach().float()
+            self.log_sums[name] = self.log_sums[name] + value if name in self.log_sums else value
+            self.log_counts[name] = self.log_counts.get(name, 0) + 1
+
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        if not self.context.is_main:
+            return
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def _flush_log(self, updates_per_second: float) -> dict[str, Any]:
+        self._check_finite()
+        record: dict[str, Any] = {"step": self.step}
+        for name, total in self.log_sums.items():
+            record[name] = round(total.item() / self.log_counts[name], 5)
+        record["updates_per_second"] = round(updates_per_second, 2)
+        self.log_sums, self.log_counts = {}, {}
+        self._write_metrics(record)
+        return record
+
+    def validate(self) -> dict[str, Any]:
+        """Label-free metric (and PER when references were given) of the current generator."""
+        record: dict[str, Any] = {"step": self.step}
+        if self.valid_bank is None or self.lm is None:
+            return record
+        outputs = greedy_phone_ids(self.generator, self.valid_bank)
+        score = weighted_lm_ppl(outputs, self.inventory, self.lm)
+        record.update({k: round(v, 5) for k, v in asdict(score).items()})
+        if self.valid_refs is not None:
+            from asr_gan.train.ctc import phone_error_rate
+
+            pairs = [(self.valid_refs[u], self.inventory.decode(o)) for u, o in zip(self.valid_ids, outputs)
+                     if u in self.valid_refs]
+            if pairs:
+                ignore = [self.inventory.silence] if self.inventory.silence else []
+                record["valid_per"] = round(phone_error_rate([r for r, _ in pairs], [h for _, h in pairs], ignore), 5)
+        return record
+
+    # -------------------------------------------------------------------------------------------- loop
+
+    def train(self) -> dict[str, Any]:
+        config = self.config
+        main = self.context.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.out / "config.yaml")
+        last = self.out / "checkpoint_last.pt"
+        if last.is_file():
+            self.resume(last)
+            if main:
+                print(f"[gan] resumed from {last} at update {self.step}", flush=True)
+        elif main:
+            (self.out / "metrics.jsonl").write_text("")
+        if main and config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        bar = tqdm(total=config.max_updates, initial=self.step, desc="[gan] updates", unit="upd",
+                   disable=not (main and config.progress), dynamic_ncols=True)
+        cycle = config.discriminator_steps + 1
+        since, last_log_step = time.time(), self.step
+        for module in self._modules():
+            module.train()
+        while self.step < config.max_updates:
+            if self.step % cycle < config.discriminator_steps:
+                logged = self.discriminator_update()
+            else:
+                logged = self.generator_update()
+            self._record(logged)
+            self.step += 1
+            bar.update(1)
+            at_valid = self.step % config.valid_interval == 0 or self.step == config.max_updates
+            if self.step % config.log_interval == 0 or at_valid:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                rate = (self.step - last_log_step) / max(time.time() - since, 1e-9)
+                record = self._flush_log(rate)
+                bar.set_postfix({k: v for k, v in record.items() if k in ("d_total", "g_adversarial", "cycle_audio",
+                                                                           "cycle_text")})
+                since, last_log_step = time.time(), self.step
+            if at_valid:
+                self._validate_and_save(bar)
+                since = time.time()  # validation time is not update time
+        bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        summary = {"steps": self.step, "best_metric": self.best_metric, "best_step": self.best_step,
+                   "checkpoint_best": str(self.out / "checkpoint_best.pt"),
+                   "checkpoint_last": str(self.out / "checkpoint_last.pt")}
+        if main:
+            (self.out / "result.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def _validate_and_save(self, bar: tqdm) -> None:
+        if self.context.is_main:
+            record = self.validate()
+            self._write_metrics(record)
+            metric = record.get("weighted_lm_ppl")
+            improved = (metric is not None and self.step >= self.config.select_after and metric < self.best_metric)
+            if improved:
+                self.best_metric, self.best_step = metric, self.step
+            # Without a validation set, the last checkpoint is also the best one.
+            if improved or self.valid_bank is None:
+                save_checkpoint(self.out / "checkpoint_best.pt", self.state())
+            save_checkpoint(self.out / "checkpoint_last.pt", self.state())
+            shown = {k: record[k] for k in ("weighted_lm_ppl", "vocab_usage", "valid_per") if k in record}
+            bar.write(f"[gan] update {self.step}: " + " ".join(f"{k}={v}" for k, v in shown.items())
+                      + (" (best)" if improved else ""))
+        barrier(self.context)
+
+
+def train_gan(config: GanConfig, out: str | Path) -> dict[str, Any]:
+    """Train one run in `out` (resuming when it holds a checkpoint); returns the run's summary."""
+    context = init_distributed("cuda" if config.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    trainer = GanTrainer(config, out, context)
+    return trainer.train()

@@ -1,0 +1,78 @@
+"""The GAN's losses. Each is a mean over the batch, so weights do not depend on the batch size.
+
+Convention: the discriminator scores GENERATED sequences high (target 1) and real text low (target 0), as in
+wav2vec-U; the generator's adversarial loss pushes its outputs' scores to 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def discriminator_loss(fake_scores: torch.Tensor, real_scores: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy: fake (B_f,) -> 1, real (B_r,) -> 0."""
+    return (F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
+            + F.binary_cross_entropy_with_logits(real_scores, torch.zeros_like(real_scores)))
+
+
+def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """The generator wants its outputs (B,) scored as real (0)."""
+    return F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Gradient penalty on random interpolations of real (B_r, L_r, C) and fake (B_f, L_f, C).
+
+    Both are cut to the shorter batch and length. As in wav2vec-U, the gradient norm is taken over time for
+    each (sequence, channel), and the penalties are summed over channels and averaged over sequences.
+    """
+    batch = min(real.shape[0], fake.shape[0])
+    length = min(real.shape[1], fake.shape[1])
+    real, fake = real[:batch, :length].detach(), fake[:batch, :length].detach()
+    alpha = torch.rand(batch, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    scores = discriminator(mixed, None)
+    (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return ((grads.norm(2, dim=1) - 1) ** 2).sum() / batch
+
+
+def smoothness_loss(logits: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of consecutive logits (B, T, P), zero where the later position is padding."""
+    diff = (logits[:, :-1] - logits[:, 1:]) ** 2
+    diff = diff.masked_fill(padding_mask[:, 1:].unsqueeze(-1), 0.0)
+    return diff.mean() if diff.numel() else logits.new_zeros(())
+
+
+def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """(P - perplexity of the batch-averaged distribution) / P: 0 when every phone is used equally often,
+    near 1 when the generator collapses onto one phone (wav2vec-U's code penalty)."""
+    valid = (~padding_mask).unsqueeze(-1).to(probs.dtype)
+    mean = (probs * valid).sum(dim=(0, 1)) / valid.sum().clamp(min=1.0)
+    perplexity = torch.exp(-(mean * torch.log(mean + 1e-7)).sum())
+    phones = probs.shape[-1]
+    return (phones - perplexity) / phones
+
+
+def straight_through_one_hot(probs: torch.Tensor) -> torch.Tensor:
+    """One-hot of the argmax in the forward pass, the softmax's gradient in the backward pass."""
+    hard = F.one_hot(probs.argmax(dim=-1), probs.shape[-1]).to(probs.dtype)
+    return hard + probs - probs.detach()
+
+
+def reconstruction_loss(reconstructed: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over real positions and dimensions; both (B, T, D) (cut to the shorter T)."""
+    length = min(reconstructed.shape[1], target.shape[1])
+    reconstructed, target, padding_mask = reconstructed[:, :length], target[:, :length], padding_mask[:, :length]
+    valid = (~padding_mask).unsqueeze(-1).to(target.dtype)
+    return (((reconstructed - target) ** 2) * valid).sum() / (valid.sum() * target.shape[-1]).clamp(min=1.0)
+
+
+def phone_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits (B, T, P) against phone ids (B, L) over real positions (cut to the shorter)."""
+    length = min(logits.shape[1], targets.shape[1])
+    logits, targets, padding_mask = logits[:, :length], targets[:, :length], padding_mask[:, :length]
+    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none")
+    valid = (~padding_mask).reshape(-1).to(losses.dtype)
+    return (losses * valid).sum() / valid.sum().clamp(min=1.0)
