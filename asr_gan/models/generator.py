@@ -54,10 +54,10 @@ class Generator(nn.Module):
         blocks: list[nn.Module] = []
         width = input_dim
         for _ in range(hidden_layers):
-            blocks += [nn.Conv1d(width, hidden_dim, kernel_size, padding="same"), nn.GELU(),
-                       nn.Dropout(hidden_dropout)]
+            blocks.append(nn.Sequential(nn.Conv1d(width, hidden_dim, kernel_size, padding="same"), nn.GELU(),
+                                        nn.Dropout(hidden_dropout)))
             width = hidden_dim
-        self.hidden = nn.Sequential(*blocks)
+        self.hidden = nn.ModuleList(blocks)
         # Asymmetric "same" padding for even kernels and strides > 1 is done by hand in forward().
         self.output = nn.Conv1d(width, num_phones, kernel_size, stride=stride, bias=bias)
         # Standardisation of the input with training-set statistics (set by the trainer, saved in the
@@ -103,8 +103,12 @@ class Generator(nn.Module):
         if self.residual is not None:
             x = x + self.residual(x)
         x = self.input_dropout(x)
-        x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0).transpose(1, 2)  # (B, D, T)
-        x = self.hidden(x)
+        keep = (~padding_mask).unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        x = x.transpose(1, 2) * keep  # (B, D, T)
+        for block in self.hidden:
+            # Re-zero padding after each block (bias and GELU make it non-zero), so that a position's output
+            # never depends on how much padding follows the utterance.
+            x = block(x) * keep
         total = x.shape[-1]
         out_total = -(-total // self.stride)
         pad = max((out_total - 1) * self.stride + self.kernel_size - total, 0)

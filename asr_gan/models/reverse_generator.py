@@ -35,7 +35,8 @@ class ReverseGenerator(nn.Module):
         blocks: list[nn.Module] = []
         for _ in range(hidden_layers):
             blocks += [nn.Conv1d(hidden_dim, hidden_dim, kernel_size, padding="same"), nn.GELU(), nn.Dropout(dropout)]
-        self.hidden = nn.Sequential(*blocks)
+        self.hidden = nn.ModuleList(
+            nn.Sequential(*blocks[i:i + 3]) for i in range(0, len(blocks), 3))
         self.output = nn.Linear(hidden_dim, output_dim)
 
     def forward(self, phones: torch.Tensor, padding_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,6 +55,9 @@ class ReverseGenerator(nn.Module):
         if self.noise_dim:
             noise = torch.randn(*phones.shape[:2], self.noise_dim, device=phones.device, dtype=phones.dtype)
             phones = torch.cat([phones, noise], dim=-1)
-        hidden = self.embed(phones).masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        hidden = self.hidden(hidden.transpose(1, 2)).transpose(1, 2)
+        keep = (~padding_mask).unsqueeze(1).to(phones.dtype)  # (B, 1, L)
+        hidden = self.embed(phones).transpose(1, 2) * keep
+        for block in self.hidden:
+            hidden = block(hidden) * keep  # padding stays zero, so it never leaks into real positions
+        hidden = hidden.transpose(1, 2)
         return self.output(hidden), padding_mask

@@ -337,6 +337,18 @@ class GanTrainer:
             raise TrainingDiverged(f"non-finite {', '.join(bad)} before update {self.step}: stopping; {kept}. "
                                    "Lower the learning rates or raise loss.gradient_penalty.")
 
+    def _check_replicas_agree(self) -> None:
+        """Under torchrun, every process must end with the same generator (gradient averaging works)."""
+        if not self.context.enabled:
+            return
+        import torch.distributed as dist
+
+        checksum = float(sum(p.double().sum().item() for p in self.generator.parameters()))
+        sums: list[float] = [0.0] * self.context.world_size
+        dist.all_gather_object(sums, checksum)
+        if max(sums) - min(sums) > 1e-6 * max(1.0, abs(checksum)):
+            raise RuntimeError(f"generator weights differ across processes ({sums}): gradient averaging failed")
+
     # ------------------------------------------------------------------------------------------ logging
 
     def _record(self, logged: dict[str, torch.Tensor]) -> None:
@@ -429,6 +441,7 @@ class GanTrainer:
                 self._validate_and_save(bar)
                 since = time.time()  # validation time is not update time
         bar.close()
+        self._check_replicas_agree()
         if self.writer is not None:
             self.writer.close()
         summary = {"steps": self.step, "best_metric": self.best_metric, "best_step": self.best_step,

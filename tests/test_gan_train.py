@@ -1,0 +1,209 @@
+"""The GAN learner: networks, run merging, losses, config, and training that learns, resumes and scales out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from asr_gan.features.storage import FeatureSet
+from asr_gan.models import Discriminator, Generator, ReverseGenerator
+from asr_gan.train import losses
+from asr_gan.train.checkpoint import load_generator, read_checkpoint
+from asr_gan.train.config import config_from_dict, config_to_dict, load_config
+from asr_gan.train.gan import GanTrainer, TrainingDiverged, train_gan
+from asr_gan.train.merge import merge_runs
+from tests.fixtures.toy_phones import make_toy_task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> dict[str, Path]:
+    return make_toy_task(tmp_path_factory.mktemp("toy"))
+
+
+def toy_config(toy: dict[str, Path], **overrides):
+    values = {"features": str(toy["train"]), "text": str(toy["text"]), "phones": str(toy["phones"]),
+              "phone_lm": str(toy["phone_lm"]), "valid_features": str(toy["valid"]),
+              "valid_labels": str(toy["valid_labels"]), "batch_size": 32, "valid_interval": 100,
+              "log_interval": 50, "tensorboard": False, "progress": False, "device": "cpu",
+              "discriminator": {"hidden_dim": 64}, "generator": {"kernel_size": 3}}
+    values.update(overrides)
+    return config_from_dict(values)
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+
+
+def test_merge_runs_averages_each_run_at_evaluation_and_samples_one_position_while_training():
+    # argmax per position: 0 0 1 1 1 0 | pad pad
+    probs = torch.tensor([[[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6], [0.1, 0.9], [0.6, 0.4],
+                           [0.5, 0.5], [0.5, 0.5]]])
+    mask = torch.tensor([[False] * 6 + [True, True]])
+    merged, merged_mask = merge_runs(probs, mask, sample=False)
+    assert merged_mask.tolist() == [[False, False, False]]
+    assert torch.allclose(merged[0], torch.tensor([[0.8, 0.2], [0.7 / 3, 2.3 / 3], [0.6, 0.4]]))
+    sampled, _ = merge_runs(probs, mask, sample=True)
+    runs = [probs[0, 0:2], probs[0, 2:5], probs[0, 5:6]]
+    for row, run in zip(sampled[0], runs):
+        assert any(torch.equal(row, candidate) for candidate in run)  # one real position, not a mix
+
+
+def test_merge_runs_pads_shorter_utterances_and_keeps_gradients():
+    probs = torch.rand(2, 5, 3, requires_grad=True)
+    mask = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    merged, merged_mask = merge_runs(probs.softmax(-1), mask, sample=True)
+    assert merged.shape[0] == 2 and (~merged_mask[1]).sum() <= 2
+    merged.sum().backward()
+    assert probs.grad is not None and probs.grad[1, 2:].abs().sum() == 0  # padding gets no gradient
+
+
+def test_strided_generator_emits_one_position_per_stride_and_masks_padding():
+    generator = Generator(8, 5, kernel_size=9, stride=3, batch_norm=True, residual_linear=True, hidden_layers=1)
+    x = torch.randn(2, 10, 8)
+    mask = torch.zeros(2, 10, dtype=torch.bool)
+    mask[1, 4:] = True
+    logits, out_mask = generator(x, mask)
+    assert logits.shape == (2, 4, 5)
+    assert out_mask.tolist() == [[False] * 4, [False, False, True, True]]
+    reverse = ReverseGenerator(5, 8, upsample=3)
+    features, features_mask = reverse(logits.softmax(-1), out_mask)
+    assert features.shape == (2, 12, 8) and features_mask[1].sum() == 6
+
+
+def test_generator_output_at_a_position_ignores_padding_beyond_the_utterance():
+    generator = Generator(4, 3, kernel_size=4, hidden_layers=2).eval()
+    x = torch.randn(1, 6, 4)
+    short, _ = generator(x[:, :4], torch.zeros(1, 4, dtype=torch.bool))
+    padded = torch.cat([x[:, :4], 100 * torch.ones(1, 2, 4)], dim=1)
+    mask = torch.tensor([[False] * 4 + [True] * 2])
+    long, _ = generator(padded, mask)
+    assert torch.allclose(short, long[:, :4], atol=1e-5)
+
+
+def test_discriminator_scores_are_causal_and_ignore_padding():
+    disc = Discriminator(3, hidden_dim=8, kernel_size=3)
+    x = torch.rand(1, 5, 3)
+    mask = torch.tensor([[False, False, False, True, True]])
+    noisy = x.clone()
+    noisy[:, 3:] = 50.0
+    assert torch.allclose(disc(x, mask), disc(noisy, mask))
+
+
+def test_diversity_loss_is_zero_for_uniform_use_and_near_one_for_collapse():
+    uniform = torch.eye(4).unsqueeze(0)  # each phone once
+    mask = torch.zeros(1, 4, dtype=torch.bool)
+    assert losses.diversity_loss(uniform, mask).item() == pytest.approx(0.0, abs=1e-5)
+    collapsed = torch.zeros(1, 4, 4)
+    collapsed[..., 0] = 1.0
+    assert losses.diversity_loss(collapsed, mask).item() == pytest.approx(0.75, abs=1e-4)
+
+
+def test_straight_through_one_hot_is_hard_forward_and_soft_backward():
+    logits = torch.tensor([[0.1, 2.0, -1.0]], requires_grad=True)
+    hard = losses.straight_through_one_hot(logits.softmax(-1))
+    assert torch.allclose(hard, torch.tensor([[0.0, 1.0, 0.0]]))
+    (hard * torch.tensor([[1.0, 0.0, 0.0]])).sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp_path):
+    path = tmp_path / "gan.yaml"
+    path.write_text(yaml.safe_dump({"features": "f", "text": "t", "phones": "p", "generator": {"hidden_layers": 2}}))
+    config = load_config(path, ["loss.cycle_audio=0.5", "betas=0.4,0.9", "max_updates=10"])
+    assert config.generator.hidden_layers == 2 and config.loss.cycle_audio == 0.5
+    assert config.betas == (0.4, 0.9) and config.max_updates == 10
+    assert config.loss.gradient_penalty == 1.5 and config.loss.diversity == 4.0  # wav2vec-U defaults
+    assert config_to_dict(config)["loss"]["cycle_audio"] == 0.5
+    with pytest.raises(ValueError, match="generator.kernal_size"):
+        load_config(path, ["generator.kernal_size=3"])
+    with pytest.raises(ValueError, match="unknown section"):
+        load_config(path, ["optim.lr=1"])
+
+
+def test_gan_learns_the_toy_decipherment_task(toy, tmp_path):
+    """Unsupervised: no reference reaches the learner; PER must end far below chance and below its start."""
+    config = toy_config(toy, max_updates=1600, valid_interval=200, seed=3)
+    config.loss.cycle_audio = 1.0
+    summary = train_gan(config, tmp_path / "run")
+    records = read_metrics(tmp_path / "run")
+    pers = [r["valid_per"] for r in records if "valid_per" in r]
+    assert pers[0] > 0.8  # untrained: near chance
+    best = read_checkpoint(tmp_path / "run" / "checkpoint_best.pt")
+    selected_per = next(r["valid_per"] for r in records if r.get("step") == best["step"] and "valid_per" in r)
+    assert min(pers) < 0.45 and selected_per < 0.6, pers
+    cycle = [r["cycle_audio"] for r in records if "cycle_audio" in r]
+    assert cycle[-1] < 0.7 * cycle[0]  # the audio cycle's reconstruction loss falls
+    generator, inventory = load_generator(tmp_path / "run" / "checkpoint_best.pt")
+    assert len(inventory) == 11 and isinstance(generator, Generator)
+    assert summary["best_step"] == best["step"]
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(toy, tmp_path):
+    overrides = {"max_updates": 40, "valid_interval": 20, "log_interval": 10, "seed": 5}
+    straight = toy_config(toy, **overrides)
+    straight.loss.cycle_audio = straight.loss.cycle_text = 0.5
+    train_gan(straight, tmp_path / "straight")
+    first = toy_config(toy, **{**overrides, "max_updates": 20})
+    first.loss.cycle_audio = first.loss.cycle_text = 0.5
+    train_gan(first, tmp_path / "resumed")
+    second = toy_config(toy, **overrides)
+    second.loss.cycle_audio = second.loss.cycle_text = 0.5
+    train_gan(second, tmp_path / "resumed")
+    a = read_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")
+    b = read_checkpoint(tmp_path / "resumed" / "checkpoint_last.pt")
+    assert a["step"] == b["step"] == 40
+    for key in ("generator", "discriminator", "reverse_generator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "updates_per_second"} for r in rs]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "straight")) == strip(read_metrics(tmp_path / "resumed"))
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(toy, tmp_path):
+    run = tmp_path / "run"
+    train_gan(toy_config(toy, max_updates=20, valid_interval=20, log_interval=10), run)
+    good = read_checkpoint(run / "checkpoint_last.pt")
+    broken = tmp_path / "broken"
+    features = FeatureSet(toy["train"])
+    from asr_gan.features.storage import FeatureSetWriter
+
+    with FeatureSetWriter(broken, dim=features.dim) as writer:
+        for i in range(len(features)):
+            writer.add(features.utt_ids[i], np.full_like(np.asarray(features[i]), np.nan))
+    config = toy_config(toy, max_updates=60, valid_interval=20, log_interval=10, features=str(broken))
+    trainer = GanTrainer(config, run)
+    with pytest.raises(TrainingDiverged, match="non-finite .* intact"):
+        trainer.train()
+    after = read_checkpoint(run / "checkpoint_last.pt")
+    assert after["step"] == good["step"] == 20
+    assert all(torch.isfinite(t).all() for t in after["generator"].values())
+
+
+def test_cli_names_an_unknown_setting_and_exits_1(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "asr_gan.train", "--out", str(tmp_path / "r"),
+                             "--set", "loss.cycle_adio=1"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1 and "loss.cycle_adio" in result.stderr
+
+
+def test_two_processes_under_torchrun_with_gloo_train_identical_replicas(toy, tmp_path):
+    config = toy_config(toy, max_updates=30, valid_interval=15, log_interval=10)
+    config.loss.cycle_audio = 1.0
+    path = tmp_path / "gan.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(config)))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "asr_gan.train",
+                             "--config", str(path), "--out", str(tmp_path / "ddp")],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")["step"] == 30
