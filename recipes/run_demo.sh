@@ -3,7 +3,10 @@
 #   bash recipes/run_demo.sh [--size tiny|small|default] [--stage N] [--stop-stage M] [--exp DIR]
 # Stages (each runs once; a rerun skips finished stages and says so):
 #   0 set-up (Debian packages, .venv, KenLM)      1 build the demo corpus (espeak-ng + flite voices)
-#   2 text side: lexicon, phonemised text, LMs
+#   2 text side: lexicon, phonemised text, LMs    3 MFCC frames of train, dev, test
+#   4 fit the segmenter (k-means) on train frames 5 segments (the GAN input) of every split, segments per phone
+# Folders (docs/DESIGN.md): $exp/data, $exp/text, $exp/feats/mfcc/{train,dev,test}, $exp/feats/mfcc/transform,
+# $exp/feats/mfcc/segments/{train,dev,test} (each with segment_stats.json); $exp/commands.sh, timings.tsv, logs/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,10 +17,22 @@ stop_stage=100
 size=default
 exp=exp/demo
 seed=1
-recipe_options="stage stop_stage size exp seed"
+nj=1              # worker processes for MFCC extraction (one is plenty for the demo's minutes of audio)
+# Segmenter for 39-dim MFCC: no PCA (39 dims are already small and nearly decorrelated; PCA would only
+# rotate them), 16 k-means clusters, pair pooling. Measured on the default demo corpus (segment_stats):
+# 1.63 segments per reference phone on train (per utterance p10 1.45, min 1.21), 1.90 dev, 1.58 test.
+# The phonemised text holds 1.13 tokens per phone (<SIL> at the edges and between 25% of words), so every
+# utterance keeps room for its phones and silences; 8 clusters leave 4% of train utterances with fewer
+# segments than phones, 32 clusters give 1.9 and 64 give 2.1 (more merging for the generator to learn).
+pca_dim=0
+clusters=16
+pool=true
+recipe_options="stage stop_stage size exp seed nj pca_dim clusters pool"
 parse_options "$@"
 print_settings
 py=.venv/bin/python
+splits="train dev test"
+feats=$exp/feats/mfcc
 
 run_stage 0 "set-up" bash tools/setup.sh
 run_stage 1 "build the TTS demo corpus ($size)" \
@@ -25,3 +40,35 @@ run_stage 1 "build the TTS demo corpus ($size)" \
 run_stage 2 "text side: lexicon, phonemised text, phone and word LMs" \
   $py -m asr_gan.text --corpus-text "$exp/data/text_corpus.txt" \
     --manifests "$exp/data/train.jsonl" "$exp/data/dev.jsonl" "$exp/data/test.jsonl" --out "$exp/text"
+
+# MFCC: 13 cepstra + deltas + delta-deltas = 39 dims at 100 frames/s, each utterance mean/variance normalised
+# (the demo voices differ in pitch and timbre; per-utterance CMVN removes the channel part of that).
+extract_frames() {
+  for split in $splits; do
+    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
+    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
+    stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+      --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj"
+  done
+}
+run_stage 3 "MFCC frames (13 + deltas, utterance CMVN) of $splits into $feats" extract_frames
+
+# k-means on MFCC frames: runs of one cluster id become one segment, then adjacent pairs are pooled. MFCC
+# frames at 100/s jump between clusters far more than wav2vec 2.0 frames at 50/s, so fewer clusters than
+# wav2vec-U's 128 are needed for segments near phone size; `segment_stats` in stage 5 measures it.
+pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
+run_stage 4 "fit the segmenter on $feats/train (PCA $pca_dim, $clusters clusters, pool $pool)" \
+  $py -m asr_gan.features fit-transform --features "$feats/train" --out "$feats/transform" \
+    --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed"
+
+segment_splits() {
+  for split in $splits; do
+    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
+      --out "$feats/segments/$split"
+    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
+  done
+}
+run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
+  segment_splits
+
+# GAN, decoding and scoring stages: added when asr_gan.train / asr_gan.decode land

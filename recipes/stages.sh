@@ -1,30 +1,106 @@
 # Shared stage machinery for the recipes (sourced, not run).
 # Each stage runs once: on success it leaves $exp/.done/<N>, and a rerun skips it and says so.
-# Each stage logs to $exp/logs/stage<N>.log and its wall time goes to $exp/timings.tsv.
+# A done stage runs again when its description or command changed (the settings it shows differ), or when
+# an earlier stage was redone after it (its inputs are newer), as make would.
+# Each stage logs to $exp/logs/stage<N>.log, its wall time goes to $exp/timings.tsv and the commands it
+# ran go to $exp/commands.sh (shell-quoted, runnable from the repository root).
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
+# stage_cmd command...: run one command of a stage and append it to $exp/commands.sh.
+# Recipe functions given to run_stage call their commands through it so the record stays exact.
+stage_cmd() {
+  { printf '%q' "$1"; [ $# -gt 1 ] && printf ' %q' "${@:2}"; printf '\n'; } >> "$exp/commands.sh"
+  "$@"
+}
+
+# _stage_status N signature: 0 = done with this signature (an empty marker, left by older versions of
+# this file, matches any) and no earlier stage redone after it; 1 = never finished; 2 = done but outdated.
+_stage_status() {
+  local marker=$exp/.done/$1 signature=$2 other m
+  [ -f "$marker" ] || return 1
+  if [ -s "$marker" ] && [ "$(cat "$marker")" != "$signature" ]; then
+    log "Stage $1: settings changed since it was done (was: $(head -n 1 "$marker")); running it again"
+    return 2
+  fi
+  for other in "$exp"/.done/*; do
+    m=${other##*/}
+    if [[ $m =~ ^[0-9]+$ ]] && [ "$m" -lt "$1" ] && [ "$other" -nt "$marker" ]; then
+      log "Stage $1: stage $m was redone after it; running it again"
+      return 2
+    fi
+  done
+  return 0
+}
+
 # run_stage N "description" command...   (the command runs only when stage <= N <= stop_stage)
+# The command is a program or a recipe function; a function's commands go through stage_cmd. The command
+# runs with `set -e` in a subshell, so a failing command inside a function fails the stage. It sees
+# stage_outputs_stale=1 when the stage had finished before but is outdated, so that steps which keep
+# finished outputs (resumable extraction) know to start over; after a failure it is empty (resume).
 run_stage() {
   local n=$1 desc=$2; shift 2
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then
     return 0
   fi
   mkdir -p "$exp/.done" "$exp/logs"
-  if [ -f "$exp/.done/$n" ]; then
+  local signature status=0
+  signature=$(printf '%s\n%s' "$desc" "$*")
+  _stage_status "$n" "$signature" || status=$?
+  if [ "$status" -eq 0 ]; then
     log "Stage $n: $desc: already done, skipping (rm $exp/.done/$n to redo)"
     return 0
   fi
+  if [ ! -f "$exp/commands.sh" ]; then
+    printf '#!/usr/bin/env bash\n# Commands run by the stages of %s, appended as each stage runs.\nset -euo pipefail\ncd %q\n' \
+      "$exp" "$PWD" > "$exp/commands.sh"
+  fi
+  printf '\n# Stage %s: %s (%s)\n' "$n" "$desc" "$(date '+%Y-%m-%d %H:%M:%S')" >> "$exp/commands.sh"
   log "Stage $n: $desc (log: $exp/logs/stage$n.log)"
-  local t0=$SECONDS
-  if ! "$@" > >(tee "$exp/logs/stage$n.log") 2>&1; then
+  local t0=$SECONDS rc=0 errexit=""
+  [[ $- == *e* ]] && errexit=1
+  set +e
+  # In the condition of an `if` or beside `||` bash ignores `set -e` even inside functions, so the stage
+  # body runs as a plain command in a subshell of its own with `set -e`, and its status is read after.
+  (
+    set -e
+    stage_number=$n
+    stage_outputs_stale=$([ "$status" -eq 2 ] && echo 1 || true)
+    if declare -F "$1" > /dev/null; then "$@"; else stage_cmd "$@"; fi
+  ) 2>&1 | tee "$exp/logs/stage$n.log"
+  rc=${PIPESTATUS[0]}
+  [ -n "$errexit" ] && set -e
+  if [ "$rc" -ne 0 ]; then
     log "Stage $n failed; see $exp/logs/stage$n.log"
     exit 1
   fi
   local dt=$((SECONDS - t0))
   printf '%s\t%s\t%s\n' "$n" "$desc" "$dt" >> "$exp/timings.tsv"
-  touch "$exp/.done/$n"
+  printf '%s\n' "$signature" > "$exp/.done/$n"
   log "Stage $n done in ${dt}s"
+}
+
+# run_on_gpus N command...: inside a stage, N > 1 runs N copies of the command at once, copy i on GPU i
+# with `--shard i/N` appended (as `python -m asr_gan.features extract` takes it: shards round-robin, the
+# copy that finishes last merges); each copy logs to $exp/logs/stage<N>.gpu<i>.log. N <= 1 runs it once.
+run_on_gpus() {
+  local n=$1 i failed=0; shift
+  if [ "$n" -le 1 ]; then
+    stage_cmd "$@"
+    return
+  fi
+  local pids=()
+  for ((i = 0; i < n; i++)); do
+    stage_cmd env CUDA_VISIBLE_DEVICES="$i" "$@" --shard "$i/$n" > "$exp/logs/stage${stage_number:-x}.gpu$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      log "GPU $i copy failed; see $exp/logs/stage${stage_number:-x}.gpu$i.log"
+      failed=1
+    fi
+  done
+  return $failed
 }
 
 # parse_options "$@": every `--some-name value` sets the variable some_name, which the recipe must
