@@ -6,6 +6,7 @@
 # ran go to $exp/commands.sh (shell-quoted, runnable from the repository root).
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
+die() { echo "error: $*" >&2; exit 2; }
 
 # stage_cmd command...: run one command of a stage and append it to $exp/commands.sh.
 # Recipe functions given to run_stage call their commands through it so the record stays exact.

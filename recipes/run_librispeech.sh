@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# LibriSpeech (OpenSLR 12) with the LibriSpeech LM text as the unpaired text, wav2vec-U's word-level setting:
+#   bash recipes/run_librispeech.sh --librispeech /data/LibriSpeech --lm-text /data/librispeech-lm-norm.txt.gz
+#       [--subset train-clean-100] [--dev-subset dev-clean] [--test-subset "test-clean test-other"]
+#       [--features mfcc|ssl --ssl-checkpoint PATH --layer 14 --ngpu N] [--exp DIR] [--stage N] [--stop-stage M]
+# Stages (each runs once; a rerun skips finished stages and says so):
+#   0 set-up (Debian packages, .venv, KenLM)
+#   1 prepare: one manifest per subset, the LM text normalised into the text corpus
+#   2 text side in word mode: lexicon (CMUdict + espeak-ng G2P), phonemised text, phone and word LMs,
+#     reference phones and words per subset
+#   3 frames of every subset with silence removed (energy VAD): 39-dim MFCC (utterance CMVN) or one layer of a
+#     local SSL checkpoint, on --ngpu GPUs (0: CPU)
+#   4 fit the segmenter (PCA, k-means) on the training subset's frames
+#   5 segments (the GAN input) of every subset, segments per phone
+# Folders: $exp/data/<subset>.jsonl, $exp/text, $exp/feats/<mfcc|ssl>/<subset>, .../transform, .../segments/<subset>;
+# $exp/commands.sh, timings.tsv, settings.txt, logs/. Subsets keep LibriSpeech's names (train-clean-100, dev-clean, ...).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source recipes/stages.sh
+
+stage=0
+stop_stage=100
+librispeech=""             # the LibriSpeech folder holding the subset folders (or its parent)
+subset=train-clean-100     # training audio
+dev_subset=dev-clean
+test_subset=test-clean     # one or more, space-separated
+lm_text=""                 # librispeech-lm-norm.txt[.gz] or any text, one sentence per line
+max_lm_sentences=0         # 0: the whole LM text (about 40 M sentences)
+# fairseq wav2vec-U's prepare_text.sh drops phones seen fewer than 1000 times in the phonemised text.
+min_phone_count=1000
+features=mfcc              # mfcc | ssl
+ssl_checkpoint=""          # ssl: fairseq .pt file or Hugging Face model folder, on local disk
+layer=14                   # ssl: 0-based transformer block (wav2vec-U: 14 of wav2vec 2.0 LARGE's 24)
+ngpu=1                     # ssl: GPUs to extract on (each takes every ngpu-th shard); 0: CPU
+nj=4                       # worker processes for MFCC, audio reader threads for SSL
+vad=true                   # remove silence before the frontend (wav2vec-U removes it with rVAD)
+pca_dim=auto               # auto: mfcc 0 (no PCA), ssl 512 (wav2vec-U)
+clusters=auto              # auto: mfcc 16 (measured on the demo corpus, see run_demo.sh), ssl 128 (wav2vec-U)
+pool=true                  # mean-pool adjacent segments (wav2vec-U's _pooled)
+seed=1
+exp=exp/librispeech
+recipe_options="stage stop_stage librispeech subset dev_subset test_subset lm_text max_lm_sentences min_phone_count"
+recipe_options+=" features ssl_checkpoint layer ngpu nj vad pca_dim clusters pool seed exp"
+parse_options "$@"
+
+if [ "$stage" -le 1 ]; then
+  [ -n "$librispeech" ] || die "pass --librispeech /path/to/LibriSpeech (the folder holding $subset/)"
+  [ -n "$lm_text" ] && [ -f "$lm_text" ] ||
+    die "pass --lm-text PATH of the unpaired text (librispeech-lm-norm.txt.gz from OpenSLR 11); got '$lm_text'"
+fi
+case "$features" in
+  mfcc) ;;
+  ssl) [ "$stage" -gt 3 ] || { [ -n "$ssl_checkpoint" ] && [ -e "$ssl_checkpoint" ]; } ||
+         die "--features ssl needs --ssl-checkpoint PATH of a local fairseq .pt or Hugging Face folder (got '$ssl_checkpoint')" ;;
+  *) die "--features $features: expected mfcc or ssl" ;;
+esac
+case "$vad" in true|false) ;; *) die "--vad $vad: expected true or false" ;; esac
+[ "$pca_dim" != auto ] || pca_dim=$([ "$features" = ssl ] && echo 512 || echo 0)
+[ "$clusters" != auto ] || clusters=$([ "$features" = ssl ] && echo 128 || echo 16)
+print_settings
+py=.venv/bin/python
+splits="$subset $dev_subset $test_subset"
+feats=$exp/feats/$features
+
+prepare() {
+  local s subset_flags=()
+  for s in $splits; do subset_flags+=(--subset "$s"); done
+  stage_cmd $py -m data_prep.librispeech --root "$librispeech" "${subset_flags[@]}" --out "$exp/data" \
+    --lm-text "$lm_text" $([ "$max_lm_sentences" -gt 0 ] && echo --max-lm-sentences "$max_lm_sentences")
+}
+run_stage 0 "set-up" bash tools/setup.sh
+run_stage 1 "prepare LibriSpeech $splits from $librispeech, LM text $lm_text (max $max_lm_sentences sentences, 0 = all)" \
+  prepare
+
+text_side() {
+  local s manifests=()
+  for s in $splits; do manifests+=("$exp/data/$s.jsonl"); done
+  stage_cmd $py -m asr_gan.text --corpus-text "$exp/data/text_corpus.txt" --manifests "${manifests[@]}" \
+    --out "$exp/text" --min-phone-count "$min_phone_count" --seed "$seed"
+}
+run_stage 2 "text side in word mode: lexicon, phonemised text, phone and word LMs (phones seen >= $min_phone_count times)" \
+  text_side
+
+extract_frames() {
+  local split vad_flag=()
+  [ "$vad" = true ] && vad_flag=(--vad)
+  for split in $splits; do
+    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
+    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
+    if [ "$features" = ssl ]; then
+      # wav2vec-U feeds the raw layer output (no CMVN); float16 halves the disk and page cache of 1024-dim frames.
+      run_on_gpus "$ngpu" $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --ssl-checkpoint "$ssl_checkpoint" --layer "$layer" --cmvn none --dtype float16 --num-workers "$nj" \
+        "${vad_flag[@]}" $([ "$ngpu" -gt 0 ] || echo --device cpu)
+    else
+      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj" "${vad_flag[@]}"
+    fi
+  done
+}
+frames_desc=$([ "$features" = ssl ] && echo "SSL layer $layer of $ssl_checkpoint" || echo "MFCC (13 + deltas, utterance CMVN)")
+run_stage 3 "$frames_desc frames (VAD $vad) of $splits into $feats" extract_frames
+
+pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
+run_stage 4 "fit the segmenter on $feats/$subset (PCA $pca_dim, $clusters clusters, pool $pool)" \
+  $py -m asr_gan.features fit-transform --features "$feats/$subset" --out "$feats/transform" \
+    --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
+
+segment_splits() {
+  local split
+  for split in $splits; do
+    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
+      --out "$feats/segments/$split"
+    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
+  done
+}
+run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
+  segment_splits
+
+# GAN, decoding and scoring stages: added when asr_gan.train / asr_gan.decode land

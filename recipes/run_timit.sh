@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# TIMIT (LDC93S1), the wav2vec-U paper's phone recognition benchmark:
+#   bash recipes/run_timit.sh --timit /data/TIMIT [--setting matched|unmatched] [--features mfcc|ssl]
+#       [--ssl-checkpoint /models/wav2vec_vox_new.pt --layer 14] [--ngpu N] [--exp DIR] [--stage N] [--stop-stage M]
+# Stages (each runs once; a rerun skips finished stages and says so):
+#   0 set-up (Debian packages, .venv, KenLM)
+#   1 prepare: standard train/dev/core-test manifests, 61 -> 39 phones, the unpaired phone text (matched or
+#     unmatched: see data_prep/timit.py)
+#   2 text side in phone mode: phones.txt (silence `sil`), phone LM, reference phones per split
+#   3 frames of train, dev, test: 39-dim MFCC (utterance CMVN), or one layer of a local SSL checkpoint
+#     (fairseq .pt or Hugging Face folder), on --ngpu GPUs (0: CPU)
+#   4 fit the segmenter (PCA, k-means) on train frames    5 segments (the GAN input) of every split, segments per phone
+# Folders: $exp/data, $exp/text, $exp/feats/<mfcc|ssl>/{train,dev,test}, .../transform, .../segments/{train,dev,test};
+# $exp/commands.sh, timings.tsv, settings.txt, logs/. Default exp: exp/timit_<setting>.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source recipes/stages.sh
+
+stage=0
+stop_stage=100
+timit=""             # the TIMIT folder holding TRAIN/ and TEST/ (or its parent)
+setting=matched      # matched: text = the train transcripts, shuffled; unmatched: text from held-out sentences
+text_fraction=0.25   # unmatched: share of the train utterances whose phones become the text side
+features=mfcc        # mfcc | ssl
+ssl_checkpoint=""    # ssl: fairseq .pt file or Hugging Face model folder, on local disk
+layer=14             # ssl: 0-based transformer block (wav2vec-U: 14 of wav2vec 2.0 LARGE's 24)
+ngpu=1               # ssl: GPUs to extract on (each takes every ngpu-th shard); 0: CPU
+nj=4                 # worker processes for MFCC, audio reader threads for SSL
+pca_dim=auto         # auto: mfcc 0 (no PCA), ssl 512 (wav2vec-U)
+# auto: ssl 128 (wav2vec-U); mfcc 32: the 39-set references count every stop closure as `sil`, so phones are
+# denser than in the demo (7.5 frames per phone on the synthetic TIMIT-layout fixture against 9.2 for the
+# demo) and the 16 clusters of run_demo.sh gave 1.2 segments per phone there, 32 gave 1.4 (real TIMIT unmeasured).
+clusters=auto
+pool=true            # mean-pool adjacent segments (wav2vec-U's _pooled)
+seed=0
+exp=""
+recipe_options="stage stop_stage timit setting text_fraction features ssl_checkpoint layer ngpu nj pca_dim clusters pool seed exp"
+parse_options "$@"
+
+[ -n "$timit" ] || [ "$stage" -gt 1 ] || die "pass --timit /path/to/TIMIT (the folder holding TRAIN/ and TEST/)"
+case "$setting" in matched|unmatched) ;; *) die "--setting $setting: expected matched or unmatched" ;; esac
+case "$features" in
+  mfcc) ;;
+  ssl) [ "$stage" -gt 3 ] || { [ -n "$ssl_checkpoint" ] && [ -e "$ssl_checkpoint" ]; } ||
+         die "--features ssl needs --ssl-checkpoint PATH of a local fairseq .pt or Hugging Face folder (got '$ssl_checkpoint')" ;;
+  *) die "--features $features: expected mfcc or ssl" ;;
+esac
+[ "$pca_dim" != auto ] || pca_dim=$([ "$features" = ssl ] && echo 512 || echo 0)
+[ "$clusters" != auto ] || clusters=$([ "$features" = ssl ] && echo 128 || echo 32)
+[ -n "$exp" ] || exp=exp/timit_$setting
+print_settings
+py=.venv/bin/python
+splits="train dev test"
+feats=$exp/feats/$features
+
+run_stage 0 "set-up" bash tools/setup.sh
+run_stage 1 "prepare TIMIT ($setting text side) from $timit" \
+  $py -m data_prep.timit --timit "$timit" --out "$exp/data" --setting "$setting" --text-fraction "$text_fraction" \
+    --seed "$seed"
+run_stage 2 "text side in phone mode: phones, phone LM, reference phones" \
+  $py -m asr_gan.text --phone-text "$exp/data/train_text.phn" \
+    --manifests "$exp/data/train.jsonl" "$exp/data/dev.jsonl" "$exp/data/test.jsonl" --out "$exp/text"
+
+extract_frames() {
+  local split
+  for split in $splits; do
+    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
+    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
+    if [ "$features" = ssl ]; then
+      # wav2vec-U feeds the raw layer output (no CMVN); float16 halves the disk and page cache of 1024-dim frames.
+      run_on_gpus "$ngpu" $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --ssl-checkpoint "$ssl_checkpoint" --layer "$layer" --cmvn none --dtype float16 --num-workers "$nj" \
+        $([ "$ngpu" -gt 0 ] || echo --device cpu)
+    else
+      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj"
+    fi
+  done
+}
+frames_desc=$([ "$features" = ssl ] && echo "SSL layer $layer of $ssl_checkpoint" || echo "MFCC (13 + deltas, utterance CMVN)")
+run_stage 3 "$frames_desc frames of $splits into $feats" extract_frames
+
+pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
+run_stage 4 "fit the segmenter on $feats/train (PCA $pca_dim, $clusters clusters, pool $pool)" \
+  $py -m asr_gan.features fit-transform --features "$feats/train" --out "$feats/transform" \
+    --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
+
+segment_splits() {
+  local split
+  for split in $splits; do
+    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
+      --out "$feats/segments/$split"
+    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
+  done
+}
+run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
+  segment_splits
+
+# GAN, decoding and scoring stages: added when asr_gan.train / asr_gan.decode land
