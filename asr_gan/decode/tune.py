@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decoder", choices=["words", "phone_lm"],
                         help="default: words when the bundle has a lexicon and a word LM, else phone_lm")
     parser.add_argument("--lm-weights", type=_floats, help="comma-separated grid")
+    # Negative lists need the = form: --word-scores=-2,-1,0
     parser.add_argument("--word-scores", type=_floats, default=list(DEFAULT_WORD_SCORES))
     parser.add_argument("--insertion-bonuses", type=_floats, default=list(DEFAULT_INSERTION_BONUSES))
     parser.add_argument("--silence-modes", default=",".join(SILENCE_MODES))
