@@ -262,7 +262,7 @@ def test_cli_decodes_a_manifest_writes_kaldi_style_hypotheses_and_scores_them(mo
     refs_wrd.write_text("".join(f"utt{i} {s}\n" for i, s in enumerate(SENTENCES)))
     out = tmp_path / "decode"
     code = main(["--manifest", str(tmp_path / "test.jsonl"), "--model", str(model["bundle"]), "--out", str(out),
-                 "--ref-phones", str(refs_phn), "--ref-words", str(refs_wrd)])
+                 "--ref-phones", str(refs_phn), "--ref-words", str(refs_wrd), "--json"])
     assert code == 1
     captured = capsys.readouterr()
     assert "gone.wav" in captured.err and "PER " in captured.out and "WER " in captured.out
@@ -271,6 +271,9 @@ def test_cli_decodes_a_manifest_writes_kaldi_style_hypotheses_and_scores_them(mo
     assert [h[0] for h in hyp_phn] == [h[0] for h in hyp_wrd] == [f"utt{i}" for i in range(len(SENTENCES))]
     assert all("<SIL>" not in h for h in hyp_phn)
     assert (out / "failed.tsv").read_text().startswith("broken\t")
+    records = [json.loads(line) for line in (out / "hyp.jsonl").read_text().splitlines()]
+    assert [r["utt_id"] for r in records] == [h[0] for h in hyp_phn]
+    assert all("start" in item for r in records for item in r["phone_times"] + r["word_times"])
     result = json.loads((out / "result.json").read_text())
     assert result["decoded"] == 4 and result["failed"] == 1
     assert 0.0 <= result["phones"]["error_rate"] and 0.0 <= result["words"]["error_rate"]

@@ -142,20 +142,21 @@ def decode_files(transcriber: Transcriber, paths: list[str], as_json: bool) -> i
     return failed
 
 
-def _manifest_log_probs(bundle: Bundle, manifest: str) -> Iterator[tuple[str, str, Any]]:
-    """(utt_id, audio path, (log_probs, timeline) or the exception) per manifest line."""
+def _manifest_log_probs(bundle: Bundle, manifest: str) -> Iterator[tuple[int, str, str, Any]]:
+    """(position, utt_id, audio path, (log_probs, timeline) or the exception) per manifest line."""
     from asr_gan.manifest import read_manifest
 
-    for utt in tqdm(read_manifest(manifest), desc="decode", unit="utt"):
+    for position, utt in enumerate(tqdm(read_manifest(manifest), desc="decode", unit="utt")):
         try:
-            yield utt.utt_id, utt.audio, bundle.log_probs_of_utterance(utt)
+            yield position, utt.utt_id, utt.audio, bundle.log_probs_of_utterance(utt)
         except Exception as err:  # reported per utterance by the caller
-            yield utt.utt_id, utt.audio, err
+            yield position, utt.utt_id, utt.audio, err
 
 
 def _feature_set_log_probs(bundle: Bundle, features_dir: str,
-                           batch_frames: int = 50_000) -> Iterator[tuple[str, str, Any]]:
-    """(utt_id, folder, (log_probs, None)) per stored utterance, the generator run on length-sorted batches."""
+                           batch_frames: int = 50_000) -> Iterator[tuple[int, str, str, Any]]:
+    """(position, utt_id, folder, (log_probs, None)) per stored utterance, in the order of length-sorted batches
+    (the generator runs on padded batches; only one batch of outputs is held at a time)."""
     import random
 
     from asr_gan.features.storage import FeatureSet
@@ -167,29 +168,30 @@ def _feature_set_log_probs(bundle: Bundle, features_dir: str,
                           f"{bundle.generator.input_dim}; decode the segments made with the bundle's transform")
     lengths = [int(n) for n in features.lengths]
     batches = length_batches([max(n, 1) for n in lengths], batch_frames, shuffle=False, rng=random.Random(0))
-    results: dict[int, torch.Tensor] = {}
-    with torch.no_grad():
+    source = str(features.directory)
+    with tqdm(total=len(features), desc="decode", unit="utt") as progress:
         for batch in batches:
             nonempty = [i for i in batch if lengths[i] > 0]
-            for i in batch:
-                if lengths[i] == 0:
-                    results[i] = torch.zeros(0, len(bundle.inventory))
+            outputs = {i: torch.zeros(0, len(bundle.inventory)) for i in batch if lengths[i] == 0}
             if nonempty:
-                x, mask = pad_batch([np.array(features[i], dtype=np.float32) for i in nonempty])  # a copy: memmaps are read-only
-                logits, out_mask = bundle.generator(x, mask)
+                # A copy of each utterance: torch cannot wrap the read-only memory map.
+                x, mask = pad_batch([np.array(features[i], dtype=np.float32) for i in nonempty])
+                with torch.no_grad():
+                    logits, out_mask = bundle.generator(x, mask)
                 log_probs = torch.log_softmax(logits.float(), dim=-1)
                 for b, i in enumerate(nonempty):
-                    results[i] = log_probs[b, : int((~out_mask[b]).sum())].contiguous()
-    for i in tqdm(range(len(features)), desc="decode", unit="utt"):
-        yield features.utt_ids[i], str(features.directory), (results.pop(i), None)
+                    outputs[i] = log_probs[b, : int((~out_mask[b]).sum())].contiguous()
+            for i in batch:
+                yield i, features.utt_ids[i], source, (outputs[i], None)
+                progress.update()
 
 
-def decode_batch(transcriber: Transcriber, items: Iterator[tuple[str, str, Any]], out: Path,
+def decode_batch(transcriber: Transcriber, items: Iterator[tuple[int, str, str, Any]], out: Path,
                  as_json: bool) -> tuple[int, int, bool]:
-    """Write DIR/hyp.phn (and hyp.wrd, hyp.jsonl, failed.tsv); returns (decoded, failed, words written)."""
+    """Write DIR/hyp.phn (and hyp.wrd, hyp.jsonl, failed.tsv) in input order; returns (decoded, failed, words?)."""
     out.mkdir(parents=True, exist_ok=True)
-    phone_lines, word_lines, records, failures = [], [], [], []
-    for utt_id, source, result in items:
+    phone_lines, word_lines, records, failures = {}, {}, {}, {}
+    for position, utt_id, source, result in items:
         try:
             if isinstance(result, Exception):
                 raise result
@@ -198,14 +200,14 @@ def decode_batch(transcriber: Transcriber, items: Iterator[tuple[str, str, Any]]
         except Exception as err:  # one bad utterance must not stop the others
             message = _error_text(source, err)
             tqdm.write(f"error: {utt_id}: {message}", file=sys.stderr)
-            failures.append(f"{utt_id}\t{message}\n")
+            failures[position] = f"{utt_id}\t{message}\n"
             continue
-        phone_lines.append(" ".join([utt_id, *symbols(transcript.phones)]) + "\n")
+        phone_lines[position] = " ".join([utt_id, *symbols(transcript.phones)]) + "\n"
         if transcript.words is not None:
-            word_lines.append(" ".join([utt_id, *symbols(transcript.words)]) + "\n")
+            word_lines[position] = " ".join([utt_id, *symbols(transcript.words)]) + "\n"
         if as_json:
-            records.append(json.dumps({"utt_id": utt_id, **json_record(source, transcript, timeline,
-                                                                       transcriber.decoder)}) + "\n")
+            record = {"utt_id": utt_id, **json_record(source, transcript, timeline, transcriber.decoder)}
+            records[position] = json.dumps(record) + "\n"
     _write_text(out / "hyp.phn", phone_lines)
     if transcriber.decoder == "words":
         _write_text(out / "hyp.wrd", word_lines)
@@ -215,9 +217,10 @@ def decode_batch(transcriber: Transcriber, items: Iterator[tuple[str, str, Any]]
     return len(phone_lines), len(failures), transcriber.decoder == "words"
 
 
-def _write_text(path: Path, lines: list[str]) -> None:
+def _write_text(path: Path, lines: dict[int, str]) -> None:
+    """Write lines in input order, through a temporary file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
+    tmp.write_text("".join(lines[k] for k in sorted(lines)), encoding="utf-8")
     tmp.replace(path)
 
 
