@@ -189,12 +189,16 @@ class Bundle:
         inventory = PhoneInventory.load(directory / files["phones"], silence=meta.get("silence"))
         if inventory.symbols != checkpoint_phones.symbols:
             raise BundleError(f"{directory}: phones.txt and generator.pt disagree on the phone inventory")
+        try:
+            settings = DecoderSettings.from_dict(meta.get("decoder_settings"))
+        except (TypeError, ValueError) as err:
+            raise BundleError(f"{meta_path}: decoder_settings unreadable ({err})") from None
         return cls(
             directory=directory,
             pipeline=pipeline,
             generator=generator,
             inventory=inventory,
-            settings=DecoderSettings.from_dict(meta.get("decoder_settings")),
+            settings=settings,
             lexicon_path=optional("lexicon"),
             phone_lm_path=optional("phone_lm"),
             word_lm_path=optional("word_lm"),
