@@ -1,0 +1,7 @@
+"""Results of a recipe: the RESULTS.md / RESULTS.json summary and the pictures beside it.
+
+    summary.py   collect an experiment folder (scores, label-free selection, segments per phone, timings,
+                 settings, commands) and write RESULTS.md and RESULTS.json
+    plots.py     training curves from metrics.jsonl; spectrograms with reference and hypothesis phones in time
+    __main__.py  `python -m asr_gan.results --exp exp/demo [--scores NAME=PATH ...]`
+"""

@@ -1,0 +1,314 @@
+"""Pictures a researcher would rather look at than read: training curves and phone alignments.
+
+Training curves come from a run's `metrics.jsonl` (one JSON object per line, each with `step`; `update`
+or `epoch` are accepted instead): every numeric key with `loss` in its name in one panel, the label-free
+selection metric (`weighted_lm_ppl`, and other `*ppl*` keys) in a log-scale panel with the selected step
+marked, and the phone error rate (`per`, `valid_per`, `*_uer`, ... as fractions) in percent when logged.
+
+Alignments show a log-mel spectrogram of one utterance with the reference and the hypothesis phones below it
+in time. Phone times come from CTM files (NIST's `utt_id channel start duration phone [confidence]`, times in
+seconds from the start of the utterance), the format the decoder and the TIMIT .PHN times convert to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+import numpy as np  # noqa: E402
+
+from asr_gan.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from asr_gan.manifest import read_manifest  # noqa: E402
+
+TimedPhone = tuple[str, float, float]  # (phone, start seconds, end seconds)
+
+STEP_KEYS = ("step", "update", "epoch")  # x axis, in order of preference
+SELECTION_METRIC = "weighted_lm_ppl"  # wav2vec-U's unsupervised model selection criterion
+SILENCE_PHONES = frozenset({"<SIL>", "sil", "SIL", "<sil>"})
+_PER_KEY = re.compile(r"(^|_)(per|uer)$")
+# Losses logged every update are noisy; past this many points an exponential average is drawn over them.
+_SMOOTH_ABOVE = 100
+_SMOOTHING = 0.9
+
+
+# ------------------------------------------------------------------------------------------ training curves
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The JSON objects of a metrics.jsonl, in order.
+
+    Lines that are not a JSON object (the last line of a run killed while writing) are skipped.
+
+    Raises:
+        FileNotFoundError: the file is missing (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: metrics file not found (written by `python -m asr_gan.train`)")
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _number(value) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def step_key(records: list[dict]) -> str | None:
+    """The x-axis key: the first of STEP_KEYS that some record carries."""
+    return next((k for k in STEP_KEYS if any(_number(r.get(k)) is not None for r in records)), None)
+
+
+def series(records: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the records holding a finite `key` and `x_key`, both (n,) float64."""
+    points = [(_number(r.get(x_key)), _number(r.get(key))) for r in records]
+    points = [(x, y) for x, y in points if x is not None and y is not None]
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    xs, ys = zip(*points)
+    return np.asarray(xs), np.asarray(ys)
+
+
+def curve_panels(records: list[dict], metric_key: str = SELECTION_METRIC) -> dict[str, list[str]]:
+    """Keys per panel: {"loss": [...], "metric": [...], "per": [...]}; empty panels are left out."""
+    keys = sorted({k for r in records for k, v in r.items() if _number(v) is not None and k not in STEP_KEYS})
+    panels = {
+        "loss": [k for k in keys if "loss" in k],
+        "metric": [k for k in keys if k == metric_key or "ppl" in k],
+        "per": [k for k in keys if _PER_KEY.search(k)],
+    }
+    return {name: ks for name, ks in panels.items() if ks}
+
+
+def selected_step(records: list[dict], metric_key: str = SELECTION_METRIC) -> float | None:
+    """Step of the record with the lowest `metric_key` (the label-free choice), None when never logged."""
+    x_key = step_key(records)
+    if x_key is None:
+        return None
+    steps, values = series(records, metric_key, x_key)
+    return float(steps[int(np.argmin(values))]) if len(values) else None
+
+
+def _smooth(values: np.ndarray) -> np.ndarray:
+    out = np.empty_like(values)
+    average = values[0]
+    for i, v in enumerate(values):
+        average = _SMOOTHING * average + (1 - _SMOOTHING) * v
+        out[i] = average
+    return out
+
+
+def plot_training_curves(
+    metrics_path: str | Path,
+    out_png: str | Path,
+    title: str = "",
+    metric_key: str = SELECTION_METRIC,
+) -> Path:
+    """Losses, the label-free selection metric and (when logged) PER against updates, one panel each.
+
+    The step with the lowest `metric_key` is marked in every panel: that is the checkpoint label-free
+    selection keeps, so the PER panel shows what the choice costs against the best PER.
+
+    Raises:
+        FileNotFoundError: no metrics file.
+        ValueError: the file holds no record with a step and a numeric value (the message names it).
+    """
+    records = read_metrics(metrics_path)
+    x_key = step_key(records)
+    panels = curve_panels(records, metric_key)
+    if x_key is None or not panels:
+        raise ValueError(f"{metrics_path}: no record with a step ({'/'.join(STEP_KEYS)}) and a loss, ppl or PER value")
+    chosen = selected_step(records, metric_key)
+    labels = {"loss": "loss", "metric": "label-free metric\n(lower is better)", "per": "PER % (references)"}
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels) + 0.4), sharex=True, squeeze=False)
+    for ax, (panel, keys) in zip(axes[:, 0], panels.items()):
+        for key in keys:
+            steps, values = series(records, key, x_key)
+            if panel == "per":
+                values = 100 * values
+            if len(values) > _SMOOTH_ABOVE:
+                line = ax.plot(steps, values, linewidth=0.6, alpha=0.3)[0]
+                ax.plot(steps, _smooth(values), linewidth=1.2, color=line.get_color(), label=f"{key} (smoothed)")
+            else:
+                ax.plot(steps, values, linewidth=1.2, marker="." if len(values) < 30 else None, label=key)
+        if panel == "metric" and all((series(records, k, x_key)[1] > 0).all() for k in keys):
+            ax.set_yscale("log")
+            # Plain numbers: a perplexity axis spanning 30..80 reads badly as 3x10^1 .. 8x10^1.
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
+        if chosen is not None:
+            ax.axvline(chosen, color="0.3", linestyle="--", linewidth=0.8)
+        ax.set_ylabel(labels[panel])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    if chosen is not None:
+        axes[0, 0].annotate(f"selected: lowest {metric_key} at {x_key} {chosen:g}", xy=(chosen, 1.0),
+                            xycoords=("data", "axes fraction"), xytext=(3, -10), textcoords="offset points",
+                            fontsize=7, color="0.3")
+    axes[-1, 0].set_xlabel(x_key)
+    if title:
+        axes[0, 0].set_title(title)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+# ------------------------------------------------------------------------------------------------ alignments
+
+
+def read_ctm(path: str | Path) -> dict[str, list[TimedPhone]]:
+    """CTM lines `utt_id channel start duration phone [confidence]` -> {utt_id: [(phone, start, end)]}, in time order.
+
+    Lines starting with `;;` are comments.
+
+    Raises:
+        FileNotFoundError: the file is missing.
+        ValueError: a line without five fields or with non-numeric times (file:line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: CTM file not found")
+    timed: dict[str, list[TimedPhone]] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith(";;"):
+            continue
+        parts = line.split()
+        try:
+            utt_id, start, duration, phone = parts[0], float(parts[2]), float(parts[3]), parts[4]
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}:{lineno}: expected 'utt_id channel start duration phone', got {line!r}") from None
+        timed.setdefault(utt_id, []).append((phone, start, start + duration))
+    for phones in timed.values():
+        phones.sort(key=lambda p: p[1])
+    return timed
+
+
+def _overlap(a: TimedPhone, b: TimedPhone) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[1], b[1]))
+
+
+def hypothesis_matches(reference: Sequence[TimedPhone], hypothesis: Sequence[TimedPhone]) -> list[bool]:
+    """Per hypothesis phone: does it carry the label of the reference phone it overlaps most in time?"""
+    matches = []
+    for hyp in hypothesis:
+        best = max(reference, key=lambda ref: _overlap(ref, hyp), default=None)
+        matches.append(best is not None and _overlap(best, hyp) > 0 and best[0] == hyp[0])
+    return matches
+
+
+def _draw_tier(ax, phones: Sequence[TimedPhone], colours: Sequence[str], name: str) -> None:
+    """One row of phones: boundaries as vertical lines, labels centred, silence shaded."""
+    for (phone, start, end), colour in zip(phones, colours):
+        if phone in SILENCE_PHONES:
+            ax.axvspan(start, end, color="0.9", linewidth=0)
+        ax.axvline(start, color="0.5", linewidth=0.5)
+        ax.axvline(end, color="0.5", linewidth=0.5)
+        width = end - start
+        ax.text((start + end) / 2, 0.5, phone, color=colour, ha="center", va="center", clip_on=True,
+                fontsize=7 if width > 0.05 else 5, rotation=90 if len(phone) * 0.025 > width else 0)
+    ax.set_yticks([])
+    ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+
+
+def plot_alignment(
+    wave: np.ndarray,
+    sample_rate: int,
+    reference: Sequence[TimedPhone],
+    hypothesis: Sequence[TimedPhone],
+    out_png: str | Path,
+    title: str = "",
+) -> Path:
+    """Log-mel spectrogram with the reference and hypothesis phones in time below it.
+
+    Hypothesis phones are green where they carry the label of the reference phone they overlap most,
+    red otherwise; silence is shaded grey in both rows.
+
+    Args:
+        wave: (samples,) mono waveform.
+        sample_rate: samples per second of `wave`.
+        reference, hypothesis: (phone, start_s, end_s) triples, seconds from the start of `wave`.
+        out_png: where the picture goes (folders are made).
+    """
+    import torch
+    import torchaudio
+
+    # 25 ms windows, 10 ms hop: the frame grid of the MFCC frontend.
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=int(0.025 * sample_rate),
+                                               hop_length=int(0.010 * sample_rate), n_mels=80)
+    power = mel(torch.from_numpy(np.asarray(wave, dtype=np.float32))).numpy()
+    spec_db = 10 * np.log10(power + 1e-10)
+    duration = len(wave) / sample_rate
+    end = max([duration] + [p[2] for p in list(reference) + list(hypothesis)])
+    matches = hypothesis_matches(reference, hypothesis)
+    fig, axes = plt.subplots(3, 1, figsize=(min(24.0, max(8.0, 2.5 * end)), 4.2), sharex=True,
+                             gridspec_kw={"height_ratios": [5, 1, 1]})
+    axes[0].imshow(spec_db, origin="lower", aspect="auto", extent=(0, duration, 0, spec_db.shape[0]), cmap="magma",
+                   vmin=spec_db.max() - 80, vmax=spec_db.max())
+    axes[0].set_ylabel("mel bin")
+    _draw_tier(axes[1], reference, ["tab:blue"] * len(reference), "REF")
+    _draw_tier(axes[2], hypothesis, ["tab:green" if m else "tab:red" for m in matches], "HYP")
+    axes[2].set_xlim(0, end)
+    axes[2].set_xlabel("time (s)")
+    matched = f"{sum(matches)}/{len(matches)} hypothesis phones match the reference in time" if matches else "no hypothesis"
+    axes[0].set_title(f"{title}: {matched}" if title else matched, fontsize=9)
+    fig.tight_layout(h_pad=0.2)
+    return _save(fig, out_png)
+
+
+def plot_alignments(
+    manifest: str | Path,
+    reference_ctm: str | Path,
+    hypothesis_ctm: str | Path,
+    out_dir: str | Path,
+    num: int = 3,
+    utt_ids: Sequence[str] | None = None,
+) -> list[Path]:
+    """`plot_alignment` for the first `num` utterances of `manifest` present in both CTMs (or for `utt_ids`).
+
+    Pictures are written as `out_dir/alignment_<utt_id>.png`; returns their paths.
+
+    Raises:
+        ValueError: no utterance of the manifest is in both CTM files (the message names the files).
+    """
+    reference, hypothesis = read_ctm(reference_ctm), read_ctm(hypothesis_ctm)
+    utterances = {u.utt_id: u for u in read_manifest(manifest)}
+    wanted = list(utt_ids) if utt_ids is not None else [u for u in utterances if u in reference and u in hypothesis][:num]
+    if not wanted:
+        raise ValueError(f"{manifest}: no utterance is in both {reference_ctm} and {hypothesis_ctm}")
+    pictures = []
+    for utt_id in wanted:
+        for source, table in ((manifest, utterances), (reference_ctm, reference), (hypothesis_ctm, hypothesis)):
+            if utt_id not in table:
+                raise ValueError(f"{source}: no utterance {utt_id!r}")
+        utt = utterances[utt_id]
+        wave = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
+        pictures.append(plot_alignment(wave, SAMPLE_RATE, reference[utt_id], hypothesis[utt_id],
+                                       Path(out_dir) / f"alignment_{utt_id}.png", title=utt_id))
+    return pictures
+
+
+def _save(fig, out_png: str | Path) -> Path:
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
