@@ -1,0 +1,266 @@
+"""Recipes end to end up to segments (demo, TIMIT layout, LibriSpeech layout) and the stage machinery.
+
+The recipes run as a user runs them (`bash recipes/run_*.sh ...`) into temporary experiment folders, from
+stage 1 (stage 0 is the set-up this test environment already has).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_gan.features.storage import FeatureSet
+from tests.fixtures.librispeech_layout import LM_TEXT_NAME, make_librispeech_fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+# One thread per process: the recipe's Python steps run one at a time on a shared machine.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_recipe(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["bash", str(ROOT / "recipes" / script), *args], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                             f"{result.stderr[-4000:]}")
+    return result
+
+
+def stage_lines(output: str) -> list[str]:
+    """The `Stage N: ...` log lines without their time stamps."""
+    return [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line) for line in output.splitlines() if re.match(r"^\[\d\d:\d\d:\d\d\] Stage", line)]
+
+
+def assert_feature_outputs(exp: Path, frontend: str, splits: list[str], dim: int) -> dict[str, dict]:
+    """Frames, transform and segments of every split exist and agree; returns the segment_stats per split."""
+    feats = exp / "feats" / frontend
+    assert (feats / "transform" / "pipeline.json").is_file()
+    stats = {}
+    for split in splits:
+        frames = FeatureSet(feats / split)
+        segments = FeatureSet(feats / "segments" / split)
+        assert frames.dim == dim and segments.dim == dim
+        assert segments.utt_ids == frames.utt_ids
+        assert (segments.lengths < frames.lengths).all() and (segments.lengths > 0).all()
+        assert np.isfinite(segments.features).all()
+        stats[split] = json.loads((feats / "segments" / split / "segment_stats.json").read_text())
+        assert stats[split]["utterances"] == len(segments)
+        assert stats[split]["segments"] == int(segments.lengths.sum())
+    return stats
+
+
+# ------------------------------------------------------------------------------------------- stage machinery
+
+
+def _toy_recipe(tmp_path: Path) -> Path:
+    """A recipe over stages.sh whose stages only write files, to pin the machinery itself."""
+    script = tmp_path / "toy.sh"
+    script.write_text(textwrap.dedent(f"""\
+        set -euo pipefail
+        cd {ROOT}
+        source recipes/stages.sh
+        stage=1; stop_stage=100; exp={tmp_path}/exp; word=hello; fail=no
+        recipe_options="stage stop_stage exp word fail"
+        parse_options "$@"
+        print_settings
+        two() {{
+          [ -z "$stage_outputs_stale" ] || stage_cmd rm -f "$exp/two.txt"
+          [ -f "$exp/two.txt" ] && echo "kept two.txt" || stage_cmd cp "$exp/one.txt" "$exp/two.txt"
+          [ "$fail" = no ] || stage_cmd false
+          stage_cmd touch "$exp/after_failure_point"
+        }}
+        ranks() {{ run_on_gpus 2 bash -c 'echo "gpu $CUDA_VISIBLE_DEVICES: $*" > "$0/rank$CUDA_VISIBLE_DEVICES"' "$exp"; }}
+        run_stage 1 "write $word" bash -c "echo $word > $exp/one.txt"
+        run_stage 2 "copy it" two
+        run_stage 3 "two ranks" ranks
+        """))
+    return script
+
+
+def _toy(script: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=ENV, timeout=60)
+
+
+def test_stages_skip_when_done_rerun_on_changed_settings_and_redone_inputs(tmp_path):
+    script = _toy_recipe(tmp_path)
+    exp = tmp_path / "exp"
+    first = _toy(script)
+    assert first.returncode == 0, first.stderr
+    assert (exp / "two.txt").read_text() == "hello\n"
+    assert [line.split(" (log")[0] for line in stage_lines(first.stdout) if "done in" not in line] == \
+        ["Stage 1: write hello", "Stage 2: copy it", "Stage 3: two ranks"]
+    # run_on_gpus: copy i sees GPU i and gets `--shard i/2` appended, and logs beside the stage log.
+    assert [(exp / f"rank{i}").read_text() for i in (0, 1)] == ["gpu 0: --shard 0/2\n", "gpu 1: --shard 1/2\n"]
+    assert (exp / "logs" / "stage3.gpu1.log").is_file()
+
+    again = _toy(script)
+    assert [line.split(":")[0] for line in stage_lines(again.stdout)] == ["Stage 1", "Stage 2", "Stage 3"]
+    assert all("already done, skipping" in line for line in stage_lines(again.stdout))
+
+    # New settings redo stage 1; stage 2, whose input was redone, runs again and starts afresh.
+    changed = _toy(script, "--word", "bye")
+    lines = stage_lines(changed.stdout)
+    assert "Stage 1: settings changed since it was done (was: write hello); running it again" in lines
+    assert "Stage 2: stage 1 was redone after it; running it again" in lines
+    assert (exp / "two.txt").read_text() == "bye\n" and "kept two.txt" not in changed.stdout
+
+    # A failing command inside a stage function stops the stage there, and the stage is not marked done.
+    (exp / "after_failure_point").unlink()
+    (exp / ".done" / "2").unlink()
+    failed = _toy(script, "--word", "bye", "--fail", "yes")
+    assert failed.returncode == 1 and "Stage 2 failed; see" in failed.stdout
+    assert not (exp / "after_failure_point").exists() and not (exp / ".done" / "2").exists()
+    # After a failure the outputs are kept for resuming (stage_outputs_stale is empty).
+    resumed = _toy(script, "--word", "bye")
+    assert resumed.returncode == 0 and "kept two.txt" in resumed.stdout
+
+    commands = (exp / "commands.sh").read_text()
+    assert commands.startswith("#!/usr/bin/env bash\n")
+    assert "bash -c echo\\ hello\\ \\>\\ " in commands and "cp " in commands and "\nfalse\n" in commands
+    assert "env CUDA_VISIBLE_DEVICES=1 bash -c" in commands and "--shard 1/2" in commands
+    timings = [line.split("\t")[0] for line in (exp / "timings.tsv").read_text().splitlines()]
+    assert timings == ["1", "2", "3", "1", "2", "3", "2", "3"]  # the failed run left no timing
+    assert (exp / "settings.txt").read_text() == f"stage=1\nstop_stage=100\nexp={exp}\nword=bye\nfail=no\n"
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    exp = tmp_path_factory.mktemp("recipes") / "demo"
+    return exp, run_recipe("run_demo.sh", "--size", "tiny", "--stage", "1", "--exp", str(exp), "--nj", "1")
+
+
+def test_demo_recipe_builds_corpus_text_frames_and_segments(demo_run):
+    exp, result = demo_run
+    assert [line.split(" (log")[0] for line in stage_lines(result.stdout) if "done in" not in line] == [
+        "Stage 1: build the TTS demo corpus (tiny)",
+        "Stage 2: text side: lexicon, phonemised text, phone and word LMs",
+        f"Stage 3: MFCC frames (13 + deltas, utterance CMVN) of train dev test into {exp}/feats/mfcc",
+        f"Stage 4: fit the segmenter on {exp}/feats/mfcc/train (PCA 0, 16 clusters, pool true)",
+        f"Stage 5: segments of train dev test (transform of {exp}/feats/mfcc, PCA 0, 16 clusters, pool true), "
+        "segments per phone",
+    ]
+    for path in ("data/train.jsonl", "data/test.jsonl", "text/phones.txt", "text/phone_lm.bin", "text/word_lm.bin",
+                 "text/dev.phn"):
+        assert (exp / path).is_file(), path
+    stats = assert_feature_outputs(exp, "mfcc", ["train", "dev", "test"], dim=39)
+    # The chosen segmenter keeps every utterance above one segment per reference phone (run_demo.sh's note).
+    for split, s in stats.items():
+        assert 1.1 < s["segments_per_phone"] < 2.5, (split, s["segments_per_phone"])
+        assert s["share_fewer_segments_than_phones"] == 0.0
+    assert "segments per reference phone" in (exp / "logs" / "stage5.log").read_text()
+
+    commands = (exp / "commands.sh").read_text()
+    assert commands.count("-m asr_gan.features extract ") == 3 and commands.count("-m asr_gan.features segment ") == 3
+    assert "--clusters 16 --pool" in commands
+    assert [line.split("\t")[0] for line in (exp / "timings.tsv").read_text().splitlines()] == ["1", "2", "3", "4", "5"]
+    settings = (exp / "settings.txt").read_text()
+    assert "size=tiny" in settings and "clusters=16" in settings
+
+
+def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_run, tmp_path):
+    exp, _ = demo_run
+    rerun = run_recipe("run_demo.sh", "--size", "tiny", "--stage", "1", "--exp", str(exp), "--nj", "1")
+    lines = stage_lines(rerun.stdout)
+    assert [line.split(":")[0] for line in lines] == [f"Stage {n}" for n in range(1, 6)]
+    assert all("already done, skipping" in line for line in lines)
+    assert len((exp / "timings.tsv").read_text().splitlines()) == 5
+
+    from asr_gan.results.__main__ import main
+
+    assert main(["--exp", str(exp), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "| 5 | segments of train dev test" in md and "**total**" in md
+    assert "| feats/mfcc/segments/train | 12 |" in md
+    assert "-m asr_gan.features fit-transform" in md
+
+
+# ---------------------------------------------------------------------------------------------------- TIMIT
+
+
+@pytest.fixture(scope="module")
+def timit_run(timit_corpus, tmp_path_factory) -> Path:
+    exp = tmp_path_factory.mktemp("recipes") / "timit"
+    run_recipe("run_timit.sh", "--timit", str(timit_corpus), "--stage", "1", "--nj", "1", "--exp", str(exp))
+    return exp
+
+
+def test_timit_recipe_prepares_phone_mode_text_and_mfcc_segments(timit_run):
+    exp = timit_run
+    assert (exp / "data" / "train_text.phn").is_file()
+    phones = (exp / "text" / "phones.txt").read_text().split()
+    assert "sil" in phones and "<SIL>" not in phones and len(phones) <= 39
+    assert (exp / "text" / "phone_lm.bin").is_file() and not (exp / "text" / "word_lm.bin").exists()
+    stats = assert_feature_outputs(exp, "mfcc", ["train", "dev", "test"], dim=39)
+    assert {s: v["utterances"] for s, v in stats.items()} == {"train": 32, "dev": 16, "test": 16}
+    assert all(v["segments_per_phone"] > 1.1 for v in stats.values())
+    assert "--clusters 32" in (exp / "commands.sh").read_text()
+
+
+def test_timit_recipe_ssl_frames_from_a_local_checkpoint_replace_the_mfcc_stages(timit_run):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    checkpoint = timit_run.parent / "tiny_wav2vec2"
+    config = transformers.Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+        conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    transformers.Wav2Vec2Model(config).eval().save_pretrained(checkpoint)
+
+    result = run_recipe("run_timit.sh", "--stage", "3", "--stop-stage", "4", "--features", "ssl",
+                        "--ssl-checkpoint", str(checkpoint), "--layer", "1", "--ngpu", "0", "--clusters", "8",
+                        "--nj", "1", "--exp", str(timit_run))
+    assert "Stage 3: settings changed since it was done" in result.stdout
+    for split, count in (("train", 32), ("dev", 16), ("test", 16)):
+        frames = FeatureSet(timit_run / "feats" / "ssl" / split)
+        assert (len(frames), frames.dim, frames.dtype) == (count, 16, np.float16)
+        assert frames.meta["frontend"]["layer"] == 1 and frames.meta["cmvn"] == "none"
+    pipeline = json.loads((timit_run / "feats" / "ssl" / "transform" / "pipeline.json").read_text())
+    assert (pipeline["clusters"], pipeline["pca_dim"]) == (8, None)  # PCA 512 is capped: 16 dims stay
+    commands = (timit_run / "commands.sh").read_text()
+    assert f"--ssl-checkpoint {checkpoint} --layer 1 --cmvn none --dtype float16 --num-workers 1 --device cpu" in commands
+    assert (timit_run / "feats" / "mfcc" / "segments" / "train" / "meta.json").is_file()  # MFCC outputs stay
+
+
+def test_timit_recipe_names_what_is_missing(tmp_path):
+    result = run_recipe("run_timit.sh", "--exp", str(tmp_path / "x"), check=False)
+    assert result.returncode == 2 and "pass --timit /path/to/TIMIT" in result.stderr
+    result = run_recipe("run_timit.sh", "--timit", "/x", "--features", "ssl", "--exp", str(tmp_path / "x"), check=False)
+    assert result.returncode == 2 and "--features ssl needs --ssl-checkpoint" in result.stderr
+    result = run_recipe("run_timit.sh", "--timit", "/x", "--bogus", "1", check=False)
+    assert result.returncode == 2 and "unknown option --bogus" in result.stderr
+
+
+# ----------------------------------------------------------------------------------------------- LibriSpeech
+
+
+def test_librispeech_recipe_word_mode_text_and_vad_frames(tmp_path_factory):
+    corpus = make_librispeech_fixture(tmp_path_factory.mktemp("librispeech"),
+                                      subsets=("train-clean-100", "dev-clean", "test-clean"))
+    exp = tmp_path_factory.mktemp("recipes") / "librispeech"
+    run_recipe("run_librispeech.sh", "--librispeech", str(corpus), "--lm-text", str(corpus.parent / LM_TEXT_NAME),
+               "--min-phone-count", "1", "--stage", "1", "--nj", "1", "--exp", str(exp))
+    subsets = ["train-clean-100", "dev-clean", "test-clean"]
+    for subset in subsets:
+        assert (exp / "data" / f"{subset}.jsonl").is_file() and (exp / "text" / f"{subset}.wrd").is_file()
+    for path in ("text/lexicon.txt", "text/word_lm.bin", "text/phone_lm.bin", "data/text_corpus.txt"):
+        assert (exp / path).is_file(), path
+    stats = assert_feature_outputs(exp, "mfcc", subsets, dim=39)
+    assert all(s["utterances"] == 4 for s in stats.values())
+    frames = FeatureSet(exp / "feats" / "mfcc" / "train-clean-100")
+    assert frames.meta["vad"] is not None
+    # Silence removal shortens the audio: fewer frames than 100 per second of the recordings.
+    assert frames.lengths.sum() < 100 * frames.meta["audio_seconds"] - 10
+    pipeline = json.loads((exp / "feats" / "mfcc" / "transform" / "pipeline.json").read_text())
+    assert pipeline["vad"] is not None  # decoding applies the same silence removal
+    assert "--vad" in (exp / "commands.sh").read_text()
