@@ -455,6 +455,8 @@ def parse_args(argv: list[str] | None = None) -> CTCTrainConfig:
                        ("threads", int), ("device", str)):
         parser.add_argument(f"--{name}", type=kind)
     parser.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA too")
+    parser.add_argument("--eval", nargs="*", default=[], metavar="NAME=FEATURES:LABELS",
+                        help="after training, write the best model's greedy hypotheses of these sets to OUT/NAME_hyp.phn")
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
     if args.config:
@@ -476,6 +478,13 @@ def parse_args(argv: list[str] | None = None) -> CTCTrainConfig:
     if args.no_amp:
         values["amp"] = False
     config = CTCTrainConfig(**values)
+    config.evals = {}
+    for item in args.eval:
+        name, sep, rest = item.partition("=")
+        features, sep2, labels = rest.partition(":")
+        if not (sep and sep2 and name and features and labels):
+            parser.error(f"--eval {item!r}: expected NAME=FEATURES_DIR:LABELS_FILE")
+        config.evals[name] = (features, labels)
     missing = [n for n in ("features", "labels", "phones", "out") if not getattr(config, n)]
     if missing:
         parser.error("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
@@ -489,6 +498,16 @@ def load_labelled(features_dir: str, labels_path: str, inventory: PhoneInventory
     if any(skipped.values()):
         print(f"[ctc] {features_dir}: {len(data)} utterances used, skipped {skipped}")
     return data
+
+
+def write_hypotheses(model: CTCPhoneModel, data: LabelledSet, inventory: PhoneInventory, config: CTCTrainConfig,
+                     path: Path) -> None:
+    """Greedy hypotheses of `data` as `utt_id ph ...` (silence removed), for `python -m asr_gan.scoring`."""
+    device = next(model.parameters()).device
+    hyps = transcribe(model, data.features, data.rows, device, config.batch_frames, config.upsample)
+    write_phone_labels(path, {utt: [p for p in inventory.decode(h) if p != inventory.silence]
+                              for utt, h in zip(data.utt_ids, hyps)})
+    print(f"[ctc] wrote {len(hyps)} hypotheses to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -508,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.valid_features and config.valid_labels:
             valid = load_labelled(config.valid_features, config.valid_labels, inventory)
         result = train_ctc(config, train, inventory, valid, out=config.out)
+        for name, (features, labels) in getattr(config, "evals", {}).items():
+            write_hypotheses(result.model, load_labelled(features, labels, inventory), inventory, config,
+                             Path(config.out) / f"{name}_hyp.phn")
     except (FileNotFoundError, ValueError) as err:
         print(f"[ctc] error: {err}", file=sys.stderr)
         return 1
