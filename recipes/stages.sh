@@ -1,7 +1,8 @@
 # Shared stage machinery for the recipes (sourced, not run).
 # Each stage runs once: on success it leaves $exp/.done/<N>, and a rerun skips it and says so.
 # A done stage runs again when its description or command changed (the settings it shows differ), or when
-# an earlier stage was redone after it (its inputs are newer), as make would.
+# an earlier stage was redone after it (its inputs are newer), as make would; stage 0, the set-up in every
+# recipe, makes no inputs and redoing it outdates nothing.
 # Each stage logs to $exp/logs/stage<N>.log, its wall time goes to $exp/timings.tsv and the commands it
 # ran go to $exp/commands.sh (shell-quoted, runnable from the repository root).
 
@@ -26,7 +27,7 @@ _stage_status() {
   fi
   for other in "$exp"/.done/*; do
     m=${other##*/}
-    if [[ $m =~ ^[0-9]+$ ]] && [ "$m" -lt "$1" ] && [ "$other" -nt "$marker" ]; then
+    if [[ $m =~ ^[0-9]+$ ]] && [ "$m" -gt 0 ] && [ "$m" -lt "$1" ] && [ "$other" -nt "$marker" ]; then
       log "Stage $1: stage $m was redone after it; running it again"
       return 2
     fi

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_gan.features.storage import FeatureSet
+from asr_gan.features.segment_stats import main as segment_stats_main
+from asr_gan.features.segment_stats import segment_stats
+from asr_gan.features.storage import FeatureSet, FeatureSetWriter
 from tests.fixtures.librispeech_layout import LM_TEXT_NAME, make_librispeech_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +56,34 @@ def assert_feature_outputs(exp: Path, frontend: str, splits: list[str], dim: int
         assert stats[split]["utterances"] == len(segments)
         assert stats[split]["segments"] == int(segments.lengths.sum())
     return stats
+
+
+# ------------------------------------------------------------------- segments per phone (logged by stage 5)
+
+
+def test_segment_stats_count_segments_per_reference_phone_and_short_utterances(tmp_path):
+    frames = FeatureSetWriter(tmp_path / "frames", dim=2)
+    segments = FeatureSetWriter(tmp_path / "segments", dim=2, meta={"source": str(tmp_path / "frames")})
+    for utt_id, num_frames, num_segments in (("a", 40, 6), ("b", 30, 2), ("c", 10, 3), ("d", 20, 4)):
+        frames.add(utt_id, np.zeros((num_frames, 2)))
+        segments.add(utt_id, np.zeros((num_segments, 2)))
+    frames.close()
+    segments.close()
+    # "c" has no phones (left out), "d" no line at all (counted as without labels), "x" is not in the segments.
+    (tmp_path / "dev.phn").write_text("a p1 p2 p3\nb p1 p2 p3 p4\nc\nx p1\n")
+    stats = segment_stats(tmp_path / "segments", tmp_path / "dev.phn")
+    assert (stats.utterances, stats.utterances_without_labels, stats.segments, stats.phones) == (2, 2, 8, 7)
+    assert stats.segments_per_phone == pytest.approx(8 / 7)
+    assert stats.per_utterance["median"] == pytest.approx((2.0 + 0.5) / 2)
+    assert stats.share_fewer_segments_than_phones == 0.5  # "b": 2 segments for 4 phones
+    assert (stats.frames, stats.frames_per_phone) == (70, pytest.approx(10.0))
+
+    assert segment_stats_main(["--segments", str(tmp_path / "segments"), "--labels", str(tmp_path / "dev.phn")]) == 0
+    assert json.loads((tmp_path / "segments" / "segment_stats.json").read_text())["phones"] == 7
+    (tmp_path / "other.phn").write_text("zz p1\n")
+    with pytest.raises(ValueError, match=r"segments: none of its 4 utterances has reference phones in .*other\.phn"):
+        segment_stats(tmp_path / "segments", tmp_path / "other.phn")
+    assert segment_stats_main(["--segments", str(tmp_path / "segments"), "--labels", str(tmp_path / "none.phn")]) == 2
 
 
 # ------------------------------------------------------------------------------------------- stage machinery
