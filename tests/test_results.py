@@ -128,6 +128,24 @@ def test_score_rate_comes_from_the_counts_whether_error_rate_is_a_fraction_or_a_
         read_score(tmp_path / "bad.json", "bad")
 
 
+def test_score_reads_what_the_scoring_cli_writes(tmp_path):
+    from asr_gan.scoring.__main__ import main as scoring_main
+
+    (tmp_path / "test.phn").write_text("u1 dh ah k ae t\nu2 s ae t\nu3 aa\n")
+    (tmp_path / "hyp.phn").write_text("u1 dh ah k eh t\nu2 s ae t ah\n")
+    assert scoring_main(["--ref", str(tmp_path / "test.phn"), "--hyp", str(tmp_path / "hyp.phn"),
+                         "--out", str(tmp_path / "score")]) == 0
+    notes: list[str] = []
+    score = read_score(tmp_path / "score" / "result.json", "test", notes)
+    # u1: 1 substitution, u2: 1 insertion, u3 missing: 1 deletion, over 9 reference phones.
+    assert (score.metric, score.unit, score.errors, score.ref_tokens) == ("PER", "phone", 3, 9)
+    assert score.error_rate == pytest.approx(3 / 9)
+    assert {k: score.details[k] for k in ("substitutions", "deletions", "insertions")} == \
+        {"substitutions": 1, "deletions": 1, "insertions": 1}
+    assert notes == [f"{tmp_path / 'score' / 'result.json'}: 1 reference utterances have no hypothesis "
+                     "(scored as deletions)"]
+
+
 def test_timings_keep_the_last_run_of_each_stage_in_stage_order(tmp_path):
     path = tmp_path / "timings.tsv"
     path.write_text("10\tten\t5\n2\ttwo\t1\n2\ttwo again\t3\n")

@@ -4,7 +4,7 @@ What is read (each optional; what is missing is left out, what is broken is name
 
 | what | file | written by |
 |---|---|---|
-| error rates per set | `result.json` with `error_rate`, `errors`, `ref_tokens`, `unit` (`phone` / `word`); extra keys such as `substitutions`, `deletions`, `insertions` are shown when numeric | `python -m asr_gan.scoring` |
+| error rates per set | `result.json` with `error_rate`, `errors`, `ref_tokens`, `unit` (`phone` / `word`); `metric` (PER / WER) when given, numeric extras such as `substitutions`, `deletions`, `insertions`, and a `missing` list of unscored utterances are used when present | `python -m asr_gan.scoring` |
 | label-free selection | `sweep.json` (`selected`, `metric_key`, `convergence_rule`, `converged_share`, `runs`) | `asr_gan.train.sweep.write_report` |
 | training curves | `metrics.jsonl` of each sweep's selected run, and of runs outside a sweep | `python -m asr_gan.train` |
 | segments per phone | `segment_stats.json` | `python -m asr_gan.features.segment_stats` |
@@ -161,8 +161,12 @@ def read_score(path: str | Path, name: str, notes: list[str] | None = None) -> S
         raise ResultFileError(f"{path}: ref_tokens is 0 and error_rate is not a number")
     unit = str(data["unit"])
     details = {k: v for k, raw in data.items() if k not in SCORE_KEYS and (v := _number(raw)) is not None}
-    return Score(name=name, path=str(path), unit=unit, metric=METRIC_OF_UNIT.get(unit, f"{unit} ER"),
-                 errors=int(errors), ref_tokens=int(ref_tokens), error_rate=rate, details=details)
+    missing = data.get("missing")
+    if isinstance(missing, list) and missing and notes is not None:
+        notes.append(f"{path}: {len(missing)} reference utterances have no hypothesis (scored as deletions)")
+    metric = data.get("metric") if isinstance(data.get("metric"), str) else METRIC_OF_UNIT.get(unit, f"{unit} ER")
+    return Score(name=name, path=str(path), unit=unit, metric=metric, errors=int(errors), ref_tokens=int(ref_tokens),
+                 error_rate=rate, details=details)
 
 
 def _resolve_run_dir(sweep_path: Path, selected: str | None, run_dir: str | None) -> Path | None:
