@@ -2,14 +2,15 @@
 
 What is read (each optional; what is missing is left out, what is broken is named in the notes):
 
-| what | file | written by |
-|---|---|---|
-| error rates per set | `result.json` with `error_rate`, `errors`, `ref_tokens`, `unit` (`phone` / `word`); `metric` (PER / WER) when given, numeric extras such as `substitutions`, `deletions`, `insertions`, and a `missing` list of unscored utterances are used when present | `python -m asr_gan.scoring` |
-| label-free selection | `sweep.json` (`selected`, `metric_key`, `convergence_rule`, `converged_share`, `runs`) | `asr_gan.train.sweep.write_report` |
-| training curves | `metrics.jsonl` of each sweep's selected run, and of runs outside a sweep | `python -m asr_gan.train` |
-| segments per phone | `segment_stats.json` | `python -m asr_gan.features.segment_stats` |
-| stage timings | `timings.tsv` (`stage<TAB>description<TAB>seconds`; a stage run twice keeps its last time) | `recipes/stages.sh` |
-| settings, commands | `settings.txt` (`key=value`), `commands.sh` | `recipes/stages.sh` |
+- error rates per set: `result.json` of `python -m asr_gan.scoring`, with `error_rate`, `errors`, `ref_tokens`
+  and `unit` (`phone` / `word`); `metric` (PER / WER) when given, numeric extras (`substitutions`,
+  `deletions`, `insertions`, ...) and a `missing` list of unscored utterances are used when present;
+- label-free selection: `sweep.json` of `asr_gan.train.sweep.write_report` (`selected`, `selected_run_dir`,
+  `metric_key`, `convergence_rule`, `converged_share`, `runs`);
+- training curves: `metrics.jsonl` of each sweep's selected run, and of runs outside a sweep (the topline);
+- segments per phone: `segment_stats.json` of `python -m asr_gan.features.segment_stats`;
+- from `recipes/stages.sh`: `timings.tsv` (`stage<TAB>description<TAB>seconds`; a stage run twice keeps its
+  last time), `settings.txt` (`key=value`) and `commands.sh`.
 
 Files are given explicitly (`ResultSpec`) and/or found under the experiment folder (`discover=True`): every
 `result.json` carrying the four scoring keys (others, like the CTC trainer's, are skipped), every
