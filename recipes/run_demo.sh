@@ -5,6 +5,9 @@
 #   0 set-up (Debian packages, .venv, KenLM)      1 build the demo corpus (espeak-ng + flite voices)
 #   2 text side: lexicon, phonemised text, LMs    3 MFCC frames of train, dev, test
 #   4 fit the segmenter (k-means) on train frames 5 segments (the GAN input) of every split, segments per phone
+#   6 supervised topline (CTC)                    7 GAN sweep, label-free selection
+#   8 model bundle                                9 decoder tuned on unlabelled dev audio
+#   10 decode and score dev/test                  11 self-training                 12 RESULTS.md + pictures
 # Folders (docs/DESIGN.md): $exp/data, $exp/text, $exp/feats/mfcc/{train,dev,test}, $exp/feats/mfcc/transform,
 # $exp/feats/mfcc/segments/{train,dev,test} (each with segment_stats.json); $exp/commands.sh, timings.tsv, logs/.
 set -euo pipefail
@@ -27,8 +30,24 @@ nj=1              # worker processes for MFCC extraction (one is plenty for the 
 pca_dim=0
 clusters=16
 pool=true
-recipe_options="stage stop_stage size exp seed nj pca_dim clusters pool"
+# GAN sweep: the wav2vec-U baseline (cycle weight 0) against the audio cycle, each with `seeds`; runs go
+# `parallel` at a time. "auto" values follow --size (tiny: a smoke run of the whole pipeline).
+gan_conf=recipes/conf/gan_demo_cpu.yaml
+seeds=auto
+grid=loss.cycle_audio=0,1
+parallel=2
+gan_updates=auto
+topline_epochs=auto
+self_train_rounds=1
+self_train_epochs=auto
+recipe_options="stage stop_stage size exp seed nj pca_dim clusters pool gan_conf seeds grid parallel"
+recipe_options+=" gan_updates topline_epochs self_train_rounds self_train_epochs"
 parse_options "$@"
+if [ "$size" = tiny ]; then auto_values=(1 200 5 3); else auto_values=("1 2" 2000 25 15); fi
+[ "$seeds" != auto ] || seeds=${auto_values[0]}
+[ "$gan_updates" != auto ] || gan_updates=${auto_values[1]}
+[ "$topline_epochs" != auto ] || topline_epochs=${auto_values[2]}
+[ "$self_train_epochs" != auto ] || self_train_epochs=${auto_values[3]}
 print_settings
 py=.venv/bin/python
 splits="train dev test"
@@ -71,4 +90,12 @@ segment_splits() {
 run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
   segment_splits
 
-# GAN, decoding and scoring stages: added when asr_gan.train / asr_gan.decode land
+# Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding + scoring, self-training,
+# RESULTS. The demo decodes to words with the CMUdict/G2P lexicon and the word LM of the unpaired text.
+source recipes/gan_stages.sh
+text=$exp/text
+frames=$feats
+segs=$feats/segments
+transform=$feats/transform
+words=true
+run_gan_stages 6

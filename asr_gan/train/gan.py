@@ -459,9 +459,16 @@ class GanTrainer:
             improved = (metric is not None and self.step >= self.config.select_after and metric < self.best_metric)
             if improved:
                 self.best_metric, self.best_step = metric, self.step
-            # Without a validation set, the last checkpoint is also the best one.
-            if improved or self.valid_bank is None:
-                save_checkpoint(self.out / "checkpoint_best.pt", self.state())
+            best_path = self.out / "checkpoint_best.pt"
+            # Without a validation set, the last checkpoint is also the best one; and a run that ends before
+            # select_after still leaves a best checkpoint (its last) for the stages after it.
+            fallback = self.step >= self.config.max_updates and not best_path.is_file()
+            if fallback and not improved and metric is not None:
+                self.best_metric, self.best_step = metric, self.step
+                bar.write(f"[gan] no update after select_after={self.config.select_after} was validated: "
+                          "the last checkpoint is kept as the best")
+            if improved or self.valid_bank is None or fallback:
+                save_checkpoint(best_path, self.state())
             save_checkpoint(self.out / "checkpoint_last.pt", self.state())
             shown = {k: record[k] for k in ("weighted_lm_ppl", "vocab_usage", "valid_per") if k in record}
             bar.write(f"[gan] update {self.step}: " + " ".join(f"{k}={v}" for k, v in shown.items())

@@ -1,0 +1,100 @@
+# The stages every recipe shares after its segments exist (sourced, not run): supervised topline, GAN sweep
+# with label-free selection, model bundle, label-free decoder tuning, decoding and scoring, self-training,
+# RESULTS. Each function is one stage body for run_stage (recipes/stages.sh).
+#
+# The recipe sets, before calling them:
+#   py        the Python of .venv                 exp        the experiment folder
+#   text      its text/ folder (phones.txt, LMs, <split>.phn/.wrd references)
+#   frames    the frame FeatureSets folder ($frames/<split>)      segs    the segment FeatureSets ($segs/<split>)
+#   transform the fitted feature transform        gan_conf   the GAN settings template (conf/*.yaml)
+#   seeds     GAN seeds ("1 2 3")                 grid       sweep grid ("loss.cycle_audio=0,1"), may be empty
+#   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
+#   topline_epochs, self_train_rounds, self_train_epochs
+#   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
+
+# Paths of this experiment + the template's settings -> $exp/gan.yaml, the sweep's base config.
+write_gan_config() {
+  {
+    echo "# written by recipes/gan_stages.sh from $gan_conf"
+    echo "features: $segs/train"
+    echo "text: $text/train_text.phn"
+    echo "phones: $text/phones.txt"
+    echo "phone_lm: $text/phone_lm.bin"
+    echo "valid_features: $segs/dev"
+    # References only make the logged PER; selection never reads them (asr_gan/train/selection.py).
+    echo "valid_labels: $text/dev.phn"
+    echo "max_updates: $gan_updates"
+    cat "$gan_conf"
+  } > "$exp/gan.yaml"
+}
+
+stage_topline() {
+  write_gan_config
+  stage_cmd $py -m asr_gan.train.ctc --model generator --gan-config "$exp/gan.yaml" --features "$segs/train" \
+    --labels "$text/train.phn" --phones "$text/phones.txt" --valid-features "$segs/dev" --valid-labels "$text/dev.phn" \
+    --eval "test=$segs/test:$text/test.phn" --upsample 2 --epochs "$topline_epochs" --out "$exp/topline"
+  stage_cmd $py -m asr_gan.scoring --ref "$text/test.phn" --hyp "$exp/topline/test_hyp.phn" --unit phone --remove-silence \
+    --out "$exp/topline/score_test"
+}
+
+stage_sweep() {
+  write_gan_config
+  # shellcheck disable=SC2086
+  stage_cmd $py -m asr_gan.train.sweep --config "$exp/gan.yaml" --out "$exp/sweep" --seeds $seeds --parallel "$parallel" \
+    ${grid:+--grid $grid}
+}
+
+stage_bundle() {
+  local extra=()
+  if [ "$words" = true ]; then
+    extra=(--lexicon "$text/lexicon.txt" --word-lm "$text/word_lm.bin")
+  fi
+  stage_cmd $py -m asr_gan.decode.make_bundle --sweep "$exp/sweep/sweep.json" --transform "$transform" \
+    --phones "$text/phones.txt" --phone-lm "$text/phone_lm.bin" "${extra[@]}" --out "$exp/bundle"
+}
+
+# LM weight and insertion score chosen on unlabelled dev segments by wav2vec-U's rule (asr_gan/decode/tune.py).
+stage_tune() {
+  local decoder=phone_lm
+  [ "$words" = true ] && decoder=words
+  stage_cmd $py -m asr_gan.decode.tune --model "$exp/bundle" --features-dir "$segs/dev" --decoder "$decoder" \
+    --update-bundle --out "$exp/tune/report.json"
+}
+
+stage_decode() {
+  local split
+  for split in dev test; do
+    stage_cmd $py -m asr_gan.decode --features-dir "$segs/$split" --model "$exp/bundle" --out "$exp/decode/$split"
+    stage_cmd $py -m asr_gan.scoring --ref "$text/$split.phn" --hyp "$exp/decode/$split/hyp.phn" --unit phone --remove-silence \
+      --out "$exp/decode/$split/score_phones"
+    if [ "$words" = true ]; then
+      stage_cmd $py -m asr_gan.scoring --ref "$text/$split.wrd" --hyp "$exp/decode/$split/hyp.wrd" --unit word \
+        --out "$exp/decode/$split/score_words"
+    fi
+  done
+  # Greedy GAN transcripts of the training audio: round 0 of self-training.
+  stage_cmd $py -m asr_gan.decode --features-dir "$segs/train" --model "$exp/bundle" --decoder greedy --out "$exp/decode/train"
+}
+
+stage_self_train() {
+  stage_cmd $py -m asr_gan.decode.self_train --frames "$frames/train" --pseudo-labels "$exp/decode/train/hyp.phn" \
+    --phones "$text/phones.txt" --train-references "$text/train.phn" \
+    --eval "dev=$frames/dev:$text/dev.phn" "test=$frames/test:$text/test.phn" \
+    --rounds "$self_train_rounds" --epochs "$self_train_epochs" --out "$exp/self_train"
+}
+
+stage_results() {
+  stage_cmd $py -m asr_gan.results --exp "$exp"
+}
+
+# run_gan_stages FIRST: the shared stages numbered FIRST, FIRST+1, ...
+run_gan_stages() {
+  local n=$1
+  run_stage "$n" "supervised topline: the GAN's generator trained with CTC on the reference phones ($topline_epochs epochs, $gan_conf)" stage_topline
+  run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; grid: ${grid:-none}), label-free selection" stage_sweep
+  run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
+  run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
+  run_stage $((n + 4)) "decode and score dev and test; greedy transcripts of train" stage_decode
+  run_stage $((n + 5)) "self-training: $self_train_rounds round(s) of a frame-level CTC student ($self_train_epochs epochs)" stage_self_train
+  run_stage $((n + 6)) "RESULTS.md, RESULTS.json and pictures" stage_results
+}
