@@ -11,18 +11,24 @@
 #   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
 #   topline_epochs, self_train_rounds, self_train_epochs
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
+#   train_split, dev_split, test_splits   split names (default train, dev, "test"; LibriSpeech keeps its
+#             subset names, e.g. train-clean-100, dev-clean, "test-clean test-other")
 
 # Paths of this experiment + the template's settings -> $exp/gan.yaml, the sweep's base config.
+train_split=${train_split:-train}
+dev_split=${dev_split:-dev}
+test_splits=${test_splits:-test}
+
 write_gan_config() {
   {
     echo "# written by recipes/gan_stages.sh from $gan_conf"
-    echo "features: $segs/train"
+    echo "features: $segs/$train_split"
     echo "text: $text/train_text.phn"
     echo "phones: $text/phones.txt"
     echo "phone_lm: $text/phone_lm.bin"
-    echo "valid_features: $segs/dev"
+    echo "valid_features: $segs/$dev_split"
     # References only make the logged PER; selection never reads them (asr_gan/train/selection.py).
-    echo "valid_labels: $text/dev.phn"
+    echo "valid_labels: $text/$dev_split.phn"
     echo "max_updates: $gan_updates"
     cat "$gan_conf"
   } > "$exp/gan.yaml"
@@ -30,11 +36,16 @@ write_gan_config() {
 
 stage_topline() {
   write_gan_config
-  stage_cmd $py -m asr_gan.train.ctc --model generator --gan-config "$exp/gan.yaml" --features "$segs/train" \
-    --labels "$text/train.phn" --phones "$text/phones.txt" --valid-features "$segs/dev" --valid-labels "$text/dev.phn" \
-    --eval "test=$segs/test:$text/test.phn" --upsample 2 --epochs "$topline_epochs" --out "$exp/topline"
-  stage_cmd $py -m asr_gan.scoring --ref "$text/test.phn" --hyp "$exp/topline/test_hyp.phn" --unit phone --remove-silence \
-    --out "$exp/topline/score_test"
+  local split evals=()
+  for split in $test_splits; do evals+=("$split=$segs/$split:$text/$split.phn"); done
+  stage_cmd $py -m asr_gan.train.ctc --model generator --gan-config "$exp/gan.yaml" --features "$segs/$train_split" \
+    --labels "$text/$train_split.phn" --phones "$text/phones.txt" --valid-features "$segs/$dev_split" \
+    --valid-labels "$text/$dev_split.phn" --eval "${evals[@]}" --upsample 2 --epochs "$topline_epochs" \
+    --batch-frames 1500 --out "$exp/topline"
+  for split in $test_splits; do
+    stage_cmd $py -m asr_gan.scoring --ref "$text/$split.phn" --hyp "$exp/topline/${split}_hyp.phn" --unit phone \
+      --remove-silence --out "$exp/topline/score_$split"
+  done
 }
 
 stage_sweep() {
@@ -57,13 +68,13 @@ stage_bundle() {
 stage_tune() {
   local decoder=phone_lm
   [ "$words" = true ] && decoder=words
-  stage_cmd $py -m asr_gan.decode.tune --model "$exp/bundle" --features-dir "$segs/dev" --decoder "$decoder" \
+  stage_cmd $py -m asr_gan.decode.tune --model "$exp/bundle" --features-dir "$segs/$dev_split" --decoder "$decoder" \
     --update-bundle --out "$exp/tune/report.json"
 }
 
 stage_decode() {
   local split
-  for split in dev test; do
+  for split in $dev_split $test_splits; do
     stage_cmd $py -m asr_gan.decode --features-dir "$segs/$split" --model "$exp/bundle" --out "$exp/decode/$split"
     stage_cmd $py -m asr_gan.scoring --ref "$text/$split.phn" --hyp "$exp/decode/$split/hyp.phn" --unit phone --remove-silence \
       --out "$exp/decode/$split/score_phones"
@@ -73,13 +84,16 @@ stage_decode() {
     fi
   done
   # Greedy GAN transcripts of the training audio: round 0 of self-training.
-  stage_cmd $py -m asr_gan.decode --features-dir "$segs/train" --model "$exp/bundle" --decoder greedy --out "$exp/decode/train"
+  stage_cmd $py -m asr_gan.decode --features-dir "$segs/$train_split" --model "$exp/bundle" --decoder greedy \
+    --out "$exp/decode/$train_split"
 }
 
 stage_self_train() {
-  stage_cmd $py -m asr_gan.decode.self_train --frames "$frames/train" --pseudo-labels "$exp/decode/train/hyp.phn" \
-    --phones "$text/phones.txt" --train-references "$text/train.phn" \
-    --eval "dev=$frames/dev:$text/dev.phn" "test=$frames/test:$text/test.phn" \
+  local split evals=("$dev_split=$frames/$dev_split:$text/$dev_split.phn")
+  for split in $test_splits; do evals+=("$split=$frames/$split:$text/$split.phn"); done
+  stage_cmd $py -m asr_gan.decode.self_train --frames "$frames/$train_split" \
+    --pseudo-labels "$exp/decode/$train_split/hyp.phn" --phones "$text/phones.txt" \
+    --train-references "$text/$train_split.phn" --eval "${evals[@]}" \
     --rounds "$self_train_rounds" --epochs "$self_train_epochs" --out "$exp/self_train"
 }
 
@@ -94,7 +108,7 @@ run_gan_stages() {
   run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; grid: ${grid:-none}), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
   run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
-  run_stage $((n + 4)) "decode and score dev and test; greedy transcripts of train" stage_decode
+  run_stage $((n + 4)) "decode and score $dev_split $test_splits; greedy transcripts of $train_split" stage_decode
   run_stage $((n + 5)) "self-training: $self_train_rounds round(s) of a frame-level CTC student ($self_train_epochs epochs)" stage_self_train
   run_stage $((n + 6)) "RESULTS.md, RESULTS.json and pictures" stage_results
 }

@@ -12,6 +12,8 @@
 #     local SSL checkpoint, on --ngpu GPUs (0: CPU)
 #   4 fit the segmenter (PCA, k-means) on the training subset's frames
 #   5 segments (the GAN input) of every subset, segments per phone
+#   6 supervised topline (CTC)  7 GAN sweep, label-free selection  8 model bundle  9 decoder tuned on unlabelled
+#   dev audio  10 decode and score  11 self-training  12 RESULTS.md + pictures (recipes/gan_stages.sh)
 # Folders: $exp/data/<subset>.jsonl, $exp/text, $exp/feats/<mfcc|ssl>/<subset>, .../transform, .../segments/<subset>;
 # $exp/commands.sh, timings.tsv, settings.txt, logs/. Subsets keep LibriSpeech's names (train-clean-100, dev-clean, ...).
 set -euo pipefail
@@ -41,8 +43,20 @@ pool=true                  # mean-pool adjacent segments (wav2vec-U's _pooled)
 seed=1
 exp=exp/librispeech
 recipe_options="stage stop_stage librispeech subset dev_subset test_subset lm_text max_lm_sentences min_phone_count"
+# GAN stages (recipes/gan_stages.sh). gan_conf auto: wav2vec-U's settings for SSL features, a deeper
+# generator for MFCC (recipes/conf/). The grid compares the wav2vec-U baseline with the audio cycle.
+gan_conf=auto
+seeds="1 2 3"
+grid=loss.cycle_audio=0,1
+parallel=2          # CPU runs at a time (with GPUs: one run per GPU)
+gan_updates=150000  # wav2vec-U
+topline_epochs=40
+self_train_rounds=2
+self_train_epochs=20
 recipe_options+=" features ssl_checkpoint layer ngpu nj vad pca_dim clusters pool seed exp"
+recipe_options+=" gan_conf seeds grid parallel gan_updates topline_epochs self_train_rounds self_train_epochs"
 parse_options "$@"
+[ "$gan_conf" != auto ] || gan_conf=recipes/conf/$([ "$features" = ssl ] && echo gan_wav2vec_u.yaml || echo gan_mfcc.yaml)
 
 if [ "$stage" -le 1 ]; then
   [ -n "$librispeech" ] || die "pass --librispeech /path/to/LibriSpeech (the folder holding $subset/)"
@@ -118,4 +132,15 @@ segment_splits() {
 run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
   segment_splits
 
-# GAN, decoding and scoring stages: added when asr_gan.train / asr_gan.decode land
+# Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding to words + scoring (PER
+# and WER), self-training, RESULTS. Splits keep their LibriSpeech subset names.
+source recipes/gan_stages.sh
+text=$exp/text
+frames=$feats
+segs=$feats/segments
+transform=$feats/transform
+words=true
+train_split=$subset
+dev_split=$dev_subset
+test_splits=$test_subset
+run_gan_stages 6

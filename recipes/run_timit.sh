@@ -10,6 +10,8 @@
 #   3 frames of train, dev, test: 39-dim MFCC (utterance CMVN), or one layer of a local SSL checkpoint
 #     (fairseq .pt or Hugging Face folder), on --ngpu GPUs (0: CPU)
 #   4 fit the segmenter (PCA, k-means) on train frames    5 segments (the GAN input) of every split, segments per phone
+#   6 supervised topline (CTC)  7 GAN sweep, label-free selection  8 model bundle  9 decoder tuned on unlabelled
+#   dev audio  10 decode and score  11 self-training  12 RESULTS.md + pictures (recipes/gan_stages.sh)
 # Folders: $exp/data, $exp/text, $exp/feats/<mfcc|ssl>/{train,dev,test}, .../transform, .../segments/{train,dev,test};
 # $exp/commands.sh, timings.tsv, settings.txt, logs/. Default exp: exp/timit_<setting>.
 set -euo pipefail
@@ -35,8 +37,20 @@ clusters=auto
 pool=true            # mean-pool adjacent segments (wav2vec-U's _pooled)
 seed=0
 exp=""
+# GAN stages (recipes/gan_stages.sh). gan_conf auto: wav2vec-U's settings for SSL features, a deeper
+# generator for MFCC (recipes/conf/). The grid compares the wav2vec-U baseline with the audio cycle.
+gan_conf=auto
+seeds="1 2 3"
+grid=loss.cycle_audio=0,1
+parallel=2          # CPU runs at a time (with GPUs: one run per GPU)
+gan_updates=150000  # wav2vec-U
+topline_epochs=40
+self_train_rounds=2
+self_train_epochs=20
 recipe_options="stage stop_stage timit setting text_fraction features ssl_checkpoint layer ngpu nj pca_dim clusters pool seed exp"
+recipe_options+=" gan_conf seeds grid parallel gan_updates topline_epochs self_train_rounds self_train_epochs"
 parse_options "$@"
+[ "$gan_conf" != auto ] || gan_conf=recipes/conf/$([ "$features" = ssl ] && echo gan_wav2vec_u.yaml || echo gan_mfcc.yaml)
 
 [ -n "$timit" ] || [ "$stage" -gt 1 ] || die "pass --timit /path/to/TIMIT (the folder holding TRAIN/ and TEST/)"
 case "$setting" in matched|unmatched) ;; *) die "--setting $setting: expected matched or unmatched" ;; esac
@@ -97,4 +111,12 @@ segment_splits() {
 run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
   segment_splits
 
-# GAN, decoding and scoring stages: added when asr_gan.train / asr_gan.decode land
+# Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding + scoring (PER on the 39
+# phones, silence removed), self-training, RESULTS. wav2vec-U's TIMIT setting has no word LM: phones only.
+source recipes/gan_stages.sh
+text=$exp/text
+frames=$feats
+segs=$feats/segments
+transform=$feats/transform
+words=false
+run_gan_stages 6
