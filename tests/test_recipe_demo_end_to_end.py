@@ -1,5 +1,5 @@
-"""The demo recipe from corpus to RESULTS on the tiny corpus: every stage runs, a rerun skips them all, and the
-shipped bundle transcribes a new audio file.
+"""Recipes from corpus to RESULTS: the demo on its tiny corpus (every stage runs, a rerun skips them all, the
+shipped bundle transcribes a new file), and TIMIT and LibriSpeech on their synthesised layout fixtures.
 
 Learning itself is pinned where a few CPU seconds can show it: the GAN on the toy decipherment task
 (tests/test_gan_train.py), supervised CTC on synthesised speech (tests/test_ctc_training.py), self-training
@@ -75,3 +75,42 @@ def test_the_demo_bundle_transcribes_a_new_audio_file(demo, tmp_path):
     assert result.returncode == 0, result.stderr
     decoded = json.loads(result.stdout.splitlines()[0])
     assert decoded["path"] == str(wav) and "phones" in decoded and "words" in decoded
+
+
+SMOKE = ["--seeds", "1", "--gan-updates", "60", "--gan-conf", "recipes/conf/gan_demo_cpu.yaml", "--topline-epochs", "2",
+         "--self-train-rounds", "1", "--self-train-epochs", "2", "--nj", "1", "--stage", "1"]
+
+
+def run_recipe(script: str, *args: str) -> str:
+    result = subprocess.run(["bash", f"recipes/{script}", *args, *SMOKE], cwd=ROOT, env=ENV, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def score_names(exp: Path) -> dict[str, dict]:
+    return {s["name"]: s for s in json.loads((exp / "RESULTS.json").read_text())["scores"]}
+
+
+def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
+    exp = tmp_path / "timit"
+    run_recipe("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp))
+    scores = score_names(exp)
+    assert {"decode/dev/score_phones", "decode/test/score_phones", "topline/score_test"} <= set(scores)
+    assert not any(s["unit"] == "word" for s in scores.values())  # TIMIT: phones only
+    hyp_phones = {p for line in (exp / "decode" / "test" / "hyp.phn").read_text().splitlines() for p in line.split()[1:]}
+    inventory = set((exp / "text" / "phones.txt").read_text().split())
+    assert hyp_phones <= inventory and "sil" not in hyp_phones
+
+
+def test_librispeech_recipe_runs_to_results_with_wer_per_subset(tmp_path):
+    from tests.fixtures.librispeech_layout import LM_TEXT_NAME, make_librispeech_fixture
+
+    corpus = make_librispeech_fixture(tmp_path / "corpus", subsets=("train-clean-100", "dev-clean", "test-clean"))
+    exp = tmp_path / "librispeech"
+    run_recipe("run_librispeech.sh", "--librispeech", str(corpus), "--lm-text", str(corpus.parent / LM_TEXT_NAME),
+               "--min-phone-count", "1", "--exp", str(exp))
+    scores = score_names(exp)
+    for name in ("decode/dev-clean/score_words", "decode/test-clean/score_words", "decode/test-clean/score_phones",
+                 "topline/score_test-clean"):
+        assert name in scores, sorted(scores)
