@@ -191,7 +191,7 @@ def pad_batch(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]
     x = torch.zeros(len(arrays), max(lengths), arrays[0].shape[1])
     mask = torch.ones(len(arrays), max(lengths), dtype=torch.bool)
     for b, a in enumerate(arrays):
-        x[b, : a.shape[0]] = torch.from_numpy(a)
+        x[b, : a.shape[0]] = torch.tensor(a, dtype=torch.float32)  # copies: memory-mapped arrays are read-only
         mask[b, : a.shape[0]] = False
     return x, mask
 
