@@ -9,7 +9,7 @@
 #   transform the fitted feature transform        gan_conf   the GAN settings template (conf/*.yaml)
 #   seeds     GAN seeds ("1 2 3")                 grid       sweep grid ("loss.cycle_audio=0,1"), may be empty
 #   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
-#   topline_epochs, self_train_rounds, self_train_epochs
+#   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
 #   train_split, dev_split, test_splits   split names (default train, dev, "test"; LibriSpeech keeps its
 #             subset names, e.g. train-clean-100, dev-clean, "test-clean test-other")
@@ -18,6 +18,8 @@
 train_split=${train_split:-train}
 dev_split=${dev_split:-dev}
 test_splits=${test_splits:-test}
+self_train_hidden=${self_train_hidden:-256}
+self_train_layers=${self_train_layers:-2}
 
 write_gan_config() {
   {
@@ -94,7 +96,8 @@ stage_self_train() {
   stage_cmd $py -m asr_gan.decode.self_train --frames "$frames/$train_split" \
     --pseudo-labels "$exp/decode/$train_split/hyp.phn" --phones "$text/phones.txt" \
     --train-references "$text/$train_split.phn" --eval "${evals[@]}" \
-    --rounds "$self_train_rounds" --epochs "$self_train_epochs" --out "$exp/self_train"
+    --rounds "$self_train_rounds" --epochs "$self_train_epochs" --hidden-dim "$self_train_hidden" \
+    --num-layers "$self_train_layers" --batch-frames 8000 --out "$exp/self_train"
 }
 
 stage_results() {
@@ -109,6 +112,6 @@ run_gan_stages() {
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
   run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
   run_stage $((n + 4)) "decode and score $dev_split $test_splits; greedy transcripts of $train_split" stage_decode
-  run_stage $((n + 5)) "self-training: $self_train_rounds round(s) of a frame-level CTC student ($self_train_epochs epochs)" stage_self_train
+  run_stage $((n + 5)) "self-training: $self_train_rounds round(s) of a frame-level BiLSTM CTC student ($self_train_layers x $self_train_hidden, $self_train_epochs epochs)" stage_self_train
   run_stage $((n + 6)) "RESULTS.md, RESULTS.json and pictures" stage_results
 }

@@ -48,7 +48,10 @@ topline_epochs=40
 self_train_rounds=2
 self_train_epochs=20
 recipe_options="stage stop_stage timit setting text_fraction features ssl_checkpoint layer ngpu nj pca_dim clusters pool seed exp"
+self_train_hidden=256
+self_train_layers=2
 recipe_options+=" gan_conf seeds grid parallel gan_updates topline_epochs self_train_rounds self_train_epochs"
+recipe_options+=" self_train_hidden self_train_layers"
 parse_options "$@"
 [ "$gan_conf" != auto ] || gan_conf=recipes/conf/$([ "$features" = ssl ] && echo gan_wav2vec_u.yaml || echo gan_mfcc.yaml)
 

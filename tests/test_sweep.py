@@ -124,3 +124,14 @@ def test_sweep_cli_runs_every_run_in_parallel_and_reports_the_selected_one(tmp_p
     capsys.readouterr()
     main(argv)
     assert "5 runs already finished" in capsys.readouterr().out
+
+
+def test_setting_table_gives_mean_std_best_and_converged_seeds_per_setting():
+    from asr_gan.train.sweep import RunResult, SweepSummary, setting_table
+
+    runs = [RunResult("a0", 0, {"w": 0}, "ok", 10.0, 5, 0.30, 0.30, True),
+            RunResult("a1", 1, {"w": 0}, "ok", 12.0, 5, 0.50, 0.45, False),
+            RunResult("b0", 0, {"w": 1}, "failed (rc 1)", None, None, None, None, False)]
+    lines = setting_table(SweepSummary(runs, "a0", "rule", 1 / 3), ["w"])
+    assert lines[-2] == "| 0 | 2 | 40.0 | 10.0 | 30.0 | 1/2 |"
+    assert lines[-1] == "| 1 | 1 | - | - | - | 0/1 |"

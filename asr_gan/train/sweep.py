@@ -328,10 +328,34 @@ def markdown_table(summary: SweepSummary, metric_key: str) -> str:
                _cell(r.best_step), _cell(r.per, True), _cell(r.min_per, True),
                {True: "yes", False: "no", None: "-"}[r.converged], r.status]
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", *setting_table(summary, grid_keys)]
     share = "-" if summary.converged_share is None else f"{100 * summary.converged_share:.0f}%"
     lines += ["", f"Selected (lowest {metric_key}, no labels used): {summary.selected or 'none'}",
               f"Converged: {share} of {len(summary.runs)} runs ({summary.convergence_rule})"]
     return "\n".join(lines) + "\n"
+
+
+def setting_table(summary: SweepSummary, grid_keys: list[str]) -> list[str]:
+    """One row per grid setting over its seeds: PER of each seed's selected record (mean, population std,
+    best) and how many seeds converged."""
+    groups: dict[tuple, list[RunResult]] = {}
+    for r in summary.runs:
+        groups.setdefault(tuple(r.overrides.get(k) for k in grid_keys), []).append(r)
+    header = [*(grid_keys or ["setting"]), "seeds", "PER % mean", "std", "best", "converged"]
+    lines = ["Per setting (PER of each seed's label-free choice):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for values, runs in groups.items():
+        pers = [r.per for r in runs if r.per is not None]
+        cells = [_cell(v) for v in values] if grid_keys else ["all"]
+        if pers:
+            mean = sum(pers) / len(pers)
+            std = (sum((p - mean) ** 2 for p in pers) / len(pers)) ** 0.5
+            stats = [_cell(mean, True), _cell(std, True), _cell(min(pers), True)]
+        else:
+            stats = ["-", "-", "-"]
+        converged = sum(bool(r.converged) for r in runs)
+        lines.append("| " + " | ".join([*cells, str(len(runs)), *stats, f"{converged}/{len(runs)}"]) + " |")
+    return lines
 
 
 def write_report(summary: SweepSummary, config: SweepConfig) -> tuple[Path, Path]:
