@@ -132,7 +132,9 @@ def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp
 
 def test_gan_learns_the_toy_decipherment_task(toy, tmp_path):
     """Unsupervised: no reference reaches the learner; PER must end far below chance and below its start."""
-    config = toy_config(toy, max_updates=1600, valid_interval=200, seed=3)
+    # Seed 1 with the audio cycle reached 10% PER at 2250 updates in the README's toy sweep (2% at 2750);
+    # the bounds below leave a wide margin. Not every seed converges (README: 2 of 3 with the audio cycle).
+    config = toy_config(toy, max_updates=2250, valid_interval=250, seed=1)
     config.loss.cycle_audio = 1.0
     summary = train_gan(config, tmp_path / "run")
     records = read_metrics(tmp_path / "run")
@@ -140,7 +142,7 @@ def test_gan_learns_the_toy_decipherment_task(toy, tmp_path):
     assert pers[0] > 0.8  # untrained: near chance
     best = read_checkpoint(tmp_path / "run" / "checkpoint_best.pt")
     selected_per = next(r["valid_per"] for r in records if r.get("step") == best["step"] and "valid_per" in r)
-    assert min(pers) < 0.45 and selected_per < 0.6, pers
+    assert min(pers) < 0.35 and selected_per < 0.45, pers
     cycle = [r["cycle_audio"] for r in records if "cycle_audio" in r]
     assert cycle[-1] < 0.7 * cycle[0]  # the audio cycle's reconstruction loss falls
     generator, inventory = load_generator(tmp_path / "run" / "checkpoint_best.pt")
