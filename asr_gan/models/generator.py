@@ -54,7 +54,8 @@ class Generator(nn.Module):
         blocks: list[nn.Module] = []
         width = input_dim
         for _ in range(hidden_layers):
-            blocks.append(nn.Sequential(nn.Conv1d(width, hidden_dim, kernel_size, padding="same"), nn.GELU(),
+            # Padded in forward() ("same" as PyTorch pads it: the extra position of an even kernel on the right).
+            blocks.append(nn.Sequential(nn.Conv1d(width, hidden_dim, kernel_size), nn.GELU(),
                                         nn.Dropout(hidden_dropout)))
             width = hidden_dim
         self.hidden = nn.ModuleList(blocks)
@@ -108,7 +109,8 @@ class Generator(nn.Module):
         for block in self.hidden:
             # Re-zero padding after each block (bias and GELU make it non-zero), so that a position's output
             # never depends on how much padding follows the utterance.
-            x = block(x) * keep
+            left = (self.kernel_size - 1) // 2
+            x = block(nn.functional.pad(x, (left, self.kernel_size - 1 - left))) * keep
         total = x.shape[-1]
         out_total = -(-total // self.stride)
         pad = max((out_total - 1) * self.stride + self.kernel_size - total, 0)
