@@ -35,7 +35,7 @@ from asr_gan.train.checkpoint import read_checkpoint, save_checkpoint
 from asr_gan.train.config import GanConfig, config_to_dict, save_config
 from asr_gan.train.data import SequenceBank, feature_statistics, read_phone_text
 from asr_gan.train.distributed import (DistributedContext, average_gradients, barrier, broadcast_parameters,
-                                       init_distributed)
+                                       init_distributed, shutdown)
 from asr_gan.train.merge import merge_runs
 from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
 
@@ -481,5 +481,9 @@ def train_gan(config: GanConfig, out: str | Path) -> dict[str, Any]:
     context = init_distributed("cuda" if config.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     if config.threads:
         torch.set_num_threads(config.threads)
-    trainer = GanTrainer(config, out, context)
-    return trainer.train()
+    try:
+        return GanTrainer(config, out, context).train()
+    finally:
+        # gloo/NCCL threads still alive at interpreter exit abort the process ("terminate called without an
+        # active exception"), which torchrun reports as a failed run.
+        shutdown(context)
