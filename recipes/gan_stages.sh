@@ -2,11 +2,12 @@
 # with label-free selection, model bundle, label-free decoder tuning, decoding and scoring, self-training,
 # RESULTS. Each function is one stage body for run_stage (recipes/stages.sh).
 #
-# The recipe sets, before calling them:
+# The recipe sets, before sourcing this file:
 #   py        the Python of .venv                 exp        the experiment folder
-#   text      its text/ folder (phones.txt, LMs, <split>.phn/.wrd references)
-#   frames    the frame FeatureSets folder ($frames/<split>)      segs    the segment FeatureSets ($segs/<split>)
-#   transform the fitted feature transform        gan_conf   the GAN settings template (conf/*.yaml)
+#   feats     the features folder: frames in $feats/<split>, segments in $feats/segments/<split>, the fitted
+#             transform in $feats/transform (docs/DESIGN.md); text/ is $exp/text
+# and before calling them:
+#   gan_conf  the GAN settings template (conf/*.yaml)
 #   seeds     GAN seeds ("1 2 3")                 grid       sweep grid ("loss.cycle_audio=0,1"), may be empty
 #   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
 #   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
@@ -14,13 +15,17 @@
 #   train_split, dev_split, test_splits   split names (default train, dev, "test"; LibriSpeech keeps its
 #             subset names, e.g. train-clean-100, dev-clean, "test-clean test-other")
 
-# Paths of this experiment + the template's settings -> $exp/gan.yaml, the sweep's base config.
+text=$exp/text
+frames=$feats
+segs=$feats/segments
+transform=$feats/transform
 train_split=${train_split:-train}
 dev_split=${dev_split:-dev}
 test_splits=${test_splits:-test}
 self_train_hidden=${self_train_hidden:-256}
 self_train_layers=${self_train_layers:-2}
 
+# Paths of this experiment + the template's settings -> $exp/gan.yaml, the sweep's base config.
 write_gan_config() {
   {
     echo "# written by recipes/gan_stages.sh from $gan_conf"

@@ -83,22 +83,11 @@ run_stage 4 "fit the segmenter on $feats/train (PCA $pca_dim, $clusters clusters
   $py -m asr_gan.features fit-transform --features "$feats/train" --out "$feats/transform" \
     --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed"
 
-segment_splits() {
-  for split in $splits; do
-    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
-      --out "$feats/segments/$split"
-    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
-  done
-}
 run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
   segment_splits
 
 # Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding + scoring, self-training,
 # RESULTS. The demo decodes to words with the CMUdict/G2P lexicon and the word LM of the unpaired text.
 source recipes/gan_stages.sh
-text=$exp/text
-frames=$feats
-segs=$feats/segments
-transform=$feats/transform
 words=true
 run_gan_stages 6

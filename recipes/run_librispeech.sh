@@ -124,24 +124,12 @@ run_stage 4 "fit the segmenter on $feats/$subset (PCA $pca_dim, $clusters cluste
   $py -m asr_gan.features fit-transform --features "$feats/$subset" --out "$feats/transform" \
     --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
 
-segment_splits() {
-  local split
-  for split in $splits; do
-    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
-      --out "$feats/segments/$split"
-    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
-  done
-}
 run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
   segment_splits
 
 # Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding to words + scoring (PER
 # and WER), self-training, RESULTS. Splits keep their LibriSpeech subset names.
 source recipes/gan_stages.sh
-text=$exp/text
-frames=$feats
-segs=$feats/segments
-transform=$feats/transform
 words=true
 train_split=$subset
 dev_split=$dev_subset

@@ -103,23 +103,11 @@ run_stage 4 "fit the segmenter on $feats/train (PCA $pca_dim, $clusters clusters
   $py -m asr_gan.features fit-transform --features "$feats/train" --out "$feats/transform" \
     --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
 
-segment_splits() {
-  local split
-  for split in $splits; do
-    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
-      --out "$feats/segments/$split"
-    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
-  done
-}
 run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
   segment_splits
 
 # Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding + scoring (PER on the 39
 # phones, silence removed), self-training, RESULTS. wav2vec-U's TIMIT setting has no word LM: phones only.
 source recipes/gan_stages.sh
-text=$exp/text
-frames=$feats
-segs=$feats/segments
-transform=$feats/transform
 words=false
 run_gan_stages 6

@@ -131,3 +131,14 @@ print_settings() {
   mkdir -p "$exp"
   { for v in $recipe_options; do printf '%s=%s\n' "$v" "${!v}"; done; } | tee "$exp/settings.txt"
 }
+
+# Stage body every recipe shares: segments of each of $splits with the fitted transform of $feats, and the
+# segments per reference phone of each (asr_gan.features.segment_stats).
+segment_splits() {
+  local split
+  for split in $splits; do
+    stage_cmd $py -m asr_gan.features segment --transform "$feats/transform" --features "$feats/$split" \
+      --out "$feats/segments/$split"
+    stage_cmd $py -m asr_gan.features.segment_stats --segments "$feats/segments/$split" --labels "$exp/text/$split.phn"
+  done
+}

@@ -70,6 +70,9 @@ class CTCTrainConfig:
     threads: int | None = None
     # bfloat16 autocast on CUDA only; CPU always trains in float32.
     amp: bool = True
+    # After training, the best model's greedy hypotheses of these sets go to OUT/<name>_hyp.phn:
+    # name -> (FeatureSet folder, reference labels).
+    evals: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.model not in MODEL_KINDS:
@@ -478,7 +481,6 @@ def parse_args(argv: list[str] | None = None) -> CTCTrainConfig:
     if args.no_amp:
         values["amp"] = False
     config = CTCTrainConfig(**values)
-    config.evals = {}
     for item in args.eval:
         name, sep, rest = item.partition("=")
         features, sep2, labels = rest.partition(":")
@@ -527,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.valid_features and config.valid_labels:
             valid = load_labelled(config.valid_features, config.valid_labels, inventory)
         result = train_ctc(config, train, inventory, valid, out=config.out)
-        for name, (features, labels) in getattr(config, "evals", {}).items():
+        for name, (features, labels) in config.evals.items():
             write_hypotheses(result.model, load_labelled(features, labels, inventory), inventory, config,
                              Path(config.out) / f"{name}_hyp.phn")
     except (FileNotFoundError, ValueError) as err:

@@ -106,7 +106,16 @@ def read_phone_text(path: str | Path, inventory: PhoneInventory) -> list[np.ndar
     return sentences
 
 
-def feature_statistics(bank: SequenceBank) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std (D,) over every stored position (float64 accumulation)."""
-    values = bank.values.double()
-    return values.mean(0).float(), values.std(0).float()
+def feature_statistics(bank: SequenceBank, chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (D,) over every stored position, accumulated in float64 chunk by chunk
+    (a float64 copy of the whole bank would double a large split's device memory)."""
+    total = torch.zeros(bank.values.shape[1], dtype=torch.float64, device=bank.values.device)
+    total_sq = torch.zeros_like(total)
+    for start in range(0, bank.values.shape[0], chunk):
+        part = bank.values[start: start + chunk].double()
+        total += part.sum(0)
+        total_sq += (part * part).sum(0)
+    count = bank.values.shape[0]
+    mean = total / count
+    variance = (total_sq - count * mean * mean) / max(count - 1, 1)
+    return mean.float(), variance.clamp(min=0.0).sqrt().float()
