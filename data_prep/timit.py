@@ -24,7 +24,9 @@ Unpaired text side, `DIR/train_text.phn` (39-set phones, one utterance per line)
   fairseq's `timit_unmatched` lists, which split utterances (sharing 275 prompts between the parts) and use
   SA and a different validation set; our dev/test stay the standard ones so numbers compare across settings.
 
-Writes `DIR/train.jsonl`, `DIR/dev.jsonl`, `DIR/test.jsonl`, `DIR/train_text.phn`, `DIR/prep_report.txt`.
+Writes `DIR/train.jsonl`, `DIR/dev.jsonl`, `DIR/test.jsonl`, `DIR/train_text.phn`, `DIR/prep_report.txt`, and
+`DIR/{train,dev,test}.ref.ctm`: the 39-set phones of each utterance with their .PHN times (`utt_id 1 start
+duration phone`, seconds), the reference row of the alignment pictures.
 
 CLI: `python -m data_prep.timit --timit /data/TIMIT --out exp/timit/data [--setting matched|unmatched]`
 """
@@ -225,6 +227,32 @@ def read_label_file(path: Path) -> list[tuple[int, int, str]]:
     return entries
 
 
+def timed_phones(path: Path) -> list[tuple[str, float, float]]:
+    """A .PHN file folded to the 39-set with times: [(phone, start s, end s)]; `q` is dropped (its time left empty).
+
+    Raises:
+        TimitFormatError / ValueError: as `read_label_file` / `fold_timit_phones`.
+    """
+    timed = []
+    for begin, end, label in read_label_file(path):
+        folded = fold_timit_phones([label], to=39)
+        if folded:
+            timed.append((folded[0], begin / SAMPLE_RATE, end / SAMPLE_RATE))
+    return timed
+
+
+def write_reference_ctm(path: Path, utts: list[Utterance], phn_files: dict[str, Path]) -> int:
+    """`utt_id 1 start duration phone` lines of every utterance's .PHN (already read once by prepare_utterance)."""
+    lines = []
+    for utt in utts:
+        for phone, start, end in timed_phones(phn_files[utt.utt_id]):
+            lines.append(f"{utt.utt_id} 1 {start:.4f} {end - start:.4f} {phone}\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    tmp.replace(path)
+    return len(utts)
+
+
 def _words_of(utt: TimitFiles, report: PrepReport) -> str | None:
     """Normalised words from .WRD, else from .TXT; None (with the reason noted) when neither works."""
     problems = []
@@ -399,8 +427,10 @@ def prepare_timit(
     random.Random(seed).shuffle(text_lines)  # unpaired: line order says nothing about the audio
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    phn_files = {utt.utt_id: utt.files["phn"] for files in members.values() for utt in files if "phn" in utt.files}
     for name, utts in sets.items():
         report.counts[name] = write_manifest(out_dir / f"{name}.jsonl", utts)
+        write_reference_ctm(out_dir / f"{name}.ref.ctm", utts, phn_files)
     text_path = out_dir / "train_text.phn"
     tmp = text_path.with_suffix(".phn.tmp")
     tmp.write_text("".join(line + "\n" for line in text_lines), encoding="utf-8")

@@ -90,6 +90,14 @@ stage_decode() {
         --out "$exp/decode/$split/score_words"
     fi
   done
+  # Phones in time for the alignment pictures of stage_results: a few utterances of the first test set, their
+  # reference times from the corpus (TIMIT's .PHN, as data/<split>.ref.ctm) or else from a forced alignment of the
+  # reference phones with the supervised topline.
+  local first_test=${test_splits%% *} reference
+  reference=(--ctc-checkpoint "$exp/topline/checkpoint_best.pt" --references "$text/$first_test.phn")
+  [ -f "$exp/data/$first_test.ref.ctm" ] && reference=(--reference-ctm "$exp/data/$first_test.ref.ctm")
+  stage_cmd $py -m asr_gan.decode.align --manifest "$exp/data/$first_test.jsonl" --model "$exp/bundle" \
+    "${reference[@]}" --num 3 --out "$exp/decode/$first_test/align"
   # Greedy GAN transcripts of the training audio: round 0 of self-training.
   stage_cmd $py -m asr_gan.decode --features-dir "$segs/$train_split" --model "$exp/bundle" --decoder greedy \
     --out "$exp/decode/$train_split"
@@ -106,7 +114,11 @@ stage_self_train() {
 }
 
 stage_results() {
-  stage_cmd $py -m asr_gan.results --exp "$exp"
+  local align=$exp/decode/${test_splits%% *}/align pictures=()
+  if [ -f "$align/ref.ctm" ] && [ -f "$align/hyp.ctm" ]; then
+    pictures=(--manifest "$exp/data/${test_splits%% *}.jsonl" --ref-ctm "$align/ref.ctm" --hyp-ctm "$align/hyp.ctm")
+  fi
+  stage_cmd $py -m asr_gan.results --exp "$exp" "${pictures[@]}"
 }
 
 # run_gan_stages FIRST: the shared stages numbered FIRST, FIRST+1, ...
@@ -116,7 +128,7 @@ run_gan_stages() {
   run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; grid: ${grid:-none}), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
   run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
-  run_stage $((n + 4)) "decode and score $dev_split $test_splits; greedy transcripts of $train_split" stage_decode
+  run_stage $((n + 4)) "decode and score $dev_split $test_splits; phones in time for pictures; greedy transcripts of $train_split" stage_decode
   run_stage $((n + 5)) "self-training: $self_train_rounds round(s) of a frame-level BiLSTM CTC student ($self_train_layers x $self_train_hidden, $self_train_epochs epochs)" stage_self_train
   run_stage $((n + 6)) "RESULTS.md, RESULTS.json and pictures" stage_results
 }

@@ -53,6 +53,18 @@ def test_timit_prep_builds_standard_sets_without_sa_and_39_phone_transcripts(tim
     phones_39 = {p for u in all_utts for p in u.phones.split()}
     assert "sil" in phones_39 and not phones_39 & {"q", "h#", "pau", "bcl", "tcl", "ao", "zh"}
 
+    # Reference phones with their .PHN times, for the alignment pictures: the manifest's phones, in time order.
+    from asr_gan.results.plots import read_ctm
+
+    for name, utts in sets.items():
+        timed = read_ctm(out / f"{name}.ref.ctm")
+        assert list(timed) == [u.utt_id for u in utts]
+        for utt in utts:
+            assert [p for p, _, _ in timed[utt.utt_id]] == utt.phones.split()
+            times = [(start, end) for _, start, end in timed[utt.utt_id]]
+            assert all(0 <= a <= b <= utt.num_samples / 16000 + 0.05 for a, b in times)
+            assert all(x[1] <= y[0] + 1e-3 for x, y in zip(times, times[1:]))  # 4 decimals in the CTM
+
     # Matched text: the train transcripts, one per line, unpaired (shuffled).
     text = (out / "train_text.phn").read_text().splitlines()
     assert collections.Counter(text) == collections.Counter(u.phones for u in sets["train"])

@@ -354,3 +354,74 @@ def test_tune_cli_writes_the_chosen_grid_setting_into_the_bundle(model, tmp_path
     assert (settings.lm_weight, settings.word_score) in {(0.5, -1.0), (0.5, 0.0), (3.0, -1.0), (3.0, 0.0)}
     assert settings.phone_lm_weight in {0.0, 1.0} and settings.silence in {"score", "skip"}
     assert settings.tuning["words"]["chosen"] == report["best"]["settings"]
+
+
+# ------------------------------------------------------------------------------------- phones in time (align)
+
+
+def test_ctc_token_spans_split_repeats_at_blanks_and_fill_gaps_with_silence():
+    from asr_gan.decode.align import spans_to_times, token_spans
+    from asr_gan.decode.bundle import Timeline
+
+    blank = 9
+    assert token_spans([blank, 3, 3, blank, 3, 5, blank], blank) == [(1, 2), (4, 4), (5, 5)]
+    assert token_spans([blank, blank], blank) == []
+    # Positions of 0.05 s: a one-blank gap (0.05 s) joins the earlier phone, a three-blank gap (0.15 s) is a pause.
+    starts = np.arange(12) * 0.05
+    timeline = Timeline(starts, starts + 0.05)
+    timed = spans_to_times(["K", "AE", "T"], [(1, 2), (4, 4), (8, 9)], timeline, duration=0.65)
+    assert timed == [("<SIL>", 0.0, 0.05), ("K", 0.05, 0.2), ("AE", 0.2, 0.25), ("<SIL>", 0.25, 0.4),
+                     ("T", 0.4, 0.5), ("<SIL>", 0.5, 0.65)]
+
+
+def _tiny_ctc_checkpoint(path: Path, input_dim: int) -> None:
+    """An untrained CTC model over the bundle's segments, saved as `asr_gan.train.ctc` saves one (upsample 2)."""
+    from asr_gan.models.ctc_model import CTCPhoneModel
+    from asr_gan.train.ctc import CTCTrainConfig, save_checkpoint as save_ctc
+
+    torch.manual_seed(0)
+    model = CTCPhoneModel("generator", input_dim, len(PHONES), {"kernel_size": 3})
+    save_ctc(path, model, PhoneInventory(PHONES), CTCTrainConfig(upsample=2), epoch=0, valid_per=None)
+
+
+def test_align_cli_writes_hypothesis_and_forced_reference_ctms_and_skips_a_bad_utterance(model, tmp_path, capsys):
+    from asr_gan.decode.align import main as align_main
+    from asr_gan.results.plots import read_ctm
+
+    root = model["root"]
+    utts = [Utterance(utt_id="gone", audio=str(tmp_path / "gone.wav"), num_samples=1, sample_rate=16000, speaker="x")]
+    utts += [Utterance(utt_id=f"utt{i}", audio=str(root / f"utt{i}.wav"), num_samples=1, sample_rate=22050,
+                       speaker=f"spk{i % 2}") for i in range(len(SENTENCES))]
+    write_manifest(tmp_path / "test.jsonl", utts)
+    refs = tmp_path / "test.phn"
+    refs.write_text("".join(f"utt{i} {' '.join(LEXICON[w] for w in s.split())}\n" for i, s in enumerate(SENTENCES)))
+    _tiny_ctc_checkpoint(tmp_path / "ctc.pt", input_dim=12)
+    out = tmp_path / "align"
+    assert align_main(["--manifest", str(tmp_path / "test.jsonl"), "--model", str(model["bundle"]), "--ctc-checkpoint",
+                       str(tmp_path / "ctc.pt"), "--references", str(refs), "--num", "2", "--out", str(out),
+                       "--decoder", "greedy"]) == 0
+    captured = capsys.readouterr()
+    assert "gone.wav" in captured.err and "aligned 2 utterances" in captured.out
+    ref, hyp = read_ctm(out / "ref.ctm"), read_ctm(out / "hyp.ctm")
+    assert list(ref) == ["utt0", "utt1"] and set(hyp) <= {"utt0", "utt1"}
+    for i, utt_id in enumerate(ref):
+        duration = soundfile.info(str(root / f"{utt_id}.wav")).duration
+        phones = [p for p, _, _ in ref[utt_id] if p != "<SIL>"]
+        assert phones == " ".join(LEXICON[w] for w in SENTENCES[i].split()).split()
+        # One gapless tier from 0 to the end of the audio.
+        assert ref[utt_id][0][1] == 0.0 and ref[utt_id][-1][2] == pytest.approx(duration, abs=2e-3)
+        assert all(abs(a[2] - b[1]) < 2e-3 and a[1] < a[2] for a, b in zip(ref[utt_id], ref[utt_id][1:]))
+        assert all(0 <= start < end <= duration + 1e-3 for _, start, end in hyp.get(utt_id, []))
+
+    # True times instead of a forced alignment: the given CTM is kept as the reference.
+    given = tmp_path / "given.ctm"
+    given.write_text("utt3 1 0.00 0.30 sil\nutt3 1 0.30 0.20 AH\n")
+    assert align_main(["--manifest", str(tmp_path / "test.jsonl"), "--model", str(model["bundle"]),
+                       "--reference-ctm", str(given), "--out", str(tmp_path / "given_out")]) == 0
+    assert read_ctm(tmp_path / "given_out" / "ref.ctm") == {"utt3": [("sil", 0.0, 0.3), ("AH", 0.3, 0.5)]}
+    # A reference the CTC model cannot hold is named, and no utterance left means a failure.
+    refs.write_text("utt0 ZZ\n")
+    assert align_main(["--manifest", str(tmp_path / "test.jsonl"), "--model", str(model["bundle"]), "--ctc-checkpoint",
+                       str(tmp_path / "ctc.pt"), "--references", str(refs), "--out", str(tmp_path / "bad")]) == 1
+    err = capsys.readouterr().err
+    assert "utt0" in err and "ZZ" in err and "no reference phones for utt1" in err

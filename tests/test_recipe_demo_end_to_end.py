@@ -48,7 +48,11 @@ def test_demo_recipe_writes_results_with_per_and_wer_of_every_set(demo):
     assert results["selections"], "the sweep's label-free choice is reported"
     markdown = (exp / "RESULTS.md").read_text()
     assert "Label-free model selection" in markdown and "PER" in markdown and "WER" in markdown
-    assert list((exp / "pictures").glob("*.png")), "training curves are drawn"
+    assert list((exp / "pictures").glob("curves_*.png")), "training curves are drawn"
+    # Spectrograms with reference (forced alignment by the topline) and hypothesis phones in time.
+    assert (exp / "decode" / "test" / "align" / "ref.ctm").is_file()
+    assert list((exp / "pictures").glob("alignment_*.png")), "alignment pictures are drawn"
+    assert "alignment_" in markdown
     sweep = json.loads((exp / "sweep" / "sweep.json").read_text())
     assert sweep["selected"] and len(sweep["runs"]) == 2  # baseline and audio cycle
     for run in sweep["runs"]:
@@ -101,6 +105,13 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     hyp_phones = {p for line in (exp / "decode" / "test" / "hyp.phn").read_text().splitlines() for p in line.split()[1:]}
     inventory = set((exp / "text" / "phones.txt").read_text().split())
     assert hyp_phones <= inventory and "sil" not in hyp_phones
+    # The alignment pictures' reference row holds TIMIT's own .PHN times, not a forced alignment.
+    from asr_gan.results.plots import read_ctm
+
+    true_times, drawn = read_ctm(exp / "data" / "test.ref.ctm"), read_ctm(exp / "decode" / "test" / "align" / "ref.ctm")
+    assert drawn and all([p for p, _, _ in drawn[utt]] == [p for p, _, _ in true_times[utt]] for utt in drawn)
+    assert all(abs(a[1] - b[1]) < 1e-3 for utt in drawn for a, b in zip(drawn[utt], true_times[utt]))
+    assert len(list((exp / "pictures").glob("alignment_*.png"))) == len(drawn)
 
 
 def test_librispeech_recipe_runs_to_results_with_wer_per_subset(tmp_path):
@@ -114,3 +125,4 @@ def test_librispeech_recipe_runs_to_results_with_wer_per_subset(tmp_path):
     for name in ("decode/dev-clean/score_words", "decode/test-clean/score_words", "decode/test-clean/score_phones",
                  "topline/score_test-clean"):
         assert name in scores, sorted(scores)
+    assert list((exp / "pictures").glob("alignment_*.png")), "LibriSpeech has no phone times: forced alignment"

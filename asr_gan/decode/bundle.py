@@ -230,18 +230,29 @@ class Bundle:
         logits, _ = self.generator(x, torch.zeros(1, len(segments), dtype=torch.bool))
         return torch.log_softmax(logits[0].float(), dim=-1).cpu().contiguous()
 
-    def log_probs(self, wave: np.ndarray, speaker: str | None = None) -> tuple[torch.Tensor, Timeline]:
-        """Audio (samples,) at 16 kHz -> generator log-probs (T', P) and the time span of each position."""
+    def segments(self, wave: np.ndarray, speaker: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Audio (samples,) at 16 kHz -> the generator's input segments (S, D) and the frames each covers (S,)."""
         frames = self.pipeline.frames(wave, speaker)
-        segments, segment_frames = self.pipeline.segments_with_lengths(frames)
-        log_probs = self.log_probs_of_segments(segments)
-        first, end = position_frames(segment_frames, self.generator.stride)
+        return self.pipeline.segments_with_lengths(frames)
+
+    def timeline(self, wave: np.ndarray, segment_frames: np.ndarray, stride: int, parts: int = 1) -> Timeline:
+        """Seconds in `wave` of each output position of a model with `stride` over its segments; with `parts` > 1
+        each position is cut into that many equal pieces (a CTC model whose outputs are repeated `parts` times)."""
+        first, end = position_frames(segment_frames, stride)
+        if parts > 1:
+            share = np.arange(parts + 1) / parts
+            bounds = first[:, None] + (end - first)[:, None] * share[None, :]
+            first, end = bounds[:, :-1].reshape(-1), bounds[:, 1:].reshape(-1)
         # The VAD is deterministic, so running it again here finds the spans `frames` kept.
         spans = speech_spans(wave, self.pipeline.vad) if self.pipeline.vad is not None else [(0, len(wave))]
         rate = self.pipeline.frontend.frame_rate  # built by `frames` already; exact for any SSL conv stack
-        timeline = Timeline(speech_to_original(first / rate, spans, is_end=False),
-                            speech_to_original(end / rate, spans, is_end=True))
-        return log_probs, timeline
+        return Timeline(speech_to_original(first / rate, spans, is_end=False),
+                        speech_to_original(end / rate, spans, is_end=True))
+
+    def log_probs(self, wave: np.ndarray, speaker: str | None = None) -> tuple[torch.Tensor, Timeline]:
+        """Audio (samples,) at 16 kHz -> generator log-probs (T', P) and the time span of each position."""
+        segments, segment_frames = self.segments(wave, speaker)
+        return self.log_probs_of_segments(segments), self.timeline(wave, segment_frames, self.generator.stride)
 
     def log_probs_of_utterance(self, utt: Utterance) -> tuple[torch.Tensor, Timeline]:
         """`log_probs` of a manifest utterance (its span of its file, its speaker's CMVN when seen in training);

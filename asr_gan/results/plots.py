@@ -207,11 +207,13 @@ def _overlap(a: TimedPhone, b: TimedPhone) -> float:
 
 
 def hypothesis_matches(reference: Sequence[TimedPhone], hypothesis: Sequence[TimedPhone]) -> list[bool]:
-    """Per hypothesis phone: does it carry the label of the reference phone it overlaps most in time?"""
+    """Per hypothesis phone: does it carry the label of the reference phone it overlaps most in time?
+    (All silence symbols count as one: TIMIT's `sil` matches the generator's `<SIL>`.)"""
     matches = []
     for hyp in hypothesis:
         best = max(reference, key=lambda ref: _overlap(ref, hyp), default=None)
-        matches.append(best is not None and _overlap(best, hyp) > 0 and best[0] == hyp[0])
+        same = best is not None and (best[0] == hyp[0] or {best[0], hyp[0]} <= SILENCE_PHONES)
+        matches.append(same and _overlap(best, hyp) > 0)
     return matches
 
 
