@@ -126,6 +126,19 @@ parse_options() {
   done
 }
 
+# training_profile: gpu when nvidia-smi lists a GPU, else cpu (the recipes' `--profile auto`).
+training_profile() {
+  if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L 2> /dev/null | grep -q GPU; then echo gpu; else echo cpu; fi
+}
+
+# fill_auto NAME VALUE ...: every variable NAME still set to `auto` takes its VALUE.
+fill_auto() {
+  while [ $# -ge 2 ]; do
+    [ "${!1}" != auto ] || printf -v "$1" '%s' "$2"
+    shift 2
+  done
+}
+
 # print_settings: the settings of this run, printed at the start and saved beside the results.
 print_settings() {
   mkdir -p "$exp"
