@@ -9,6 +9,7 @@
 # and before calling them:
 #   gan_conf  the GAN settings template (conf/*.yaml)
 #   seeds     GAN seeds ("1 2 3")                 grid       sweep grid ("loss.cycle_audio=0,1"), may be empty
+#   settings  optional named settings instead of the grid ("base: audio:loss.cycle_audio=1"; asr_gan.train.sweep)
 #   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
 #   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
@@ -57,9 +58,12 @@ stage_topline() {
 
 stage_sweep() {
   write_gan_config
+  local what=(${grid:+--grid $grid})
+  # Named settings (NAME:key=value,...) replace the grid.
+  [ -z "${settings:-}" ] || what=(--settings $settings)
   # shellcheck disable=SC2086
   stage_cmd $py -m asr_gan.train.sweep --config "$exp/gan.yaml" --out "$exp/sweep" --seeds $seeds --parallel "$parallel" \
-    ${grid:+--grid $grid}
+    "${what[@]}"
 }
 
 stage_bundle() {
@@ -125,7 +129,7 @@ stage_results() {
 run_gan_stages() {
   local n=$1
   run_stage "$n" "supervised topline: the GAN's generator trained with CTC on the reference phones ($topline_epochs epochs, $gan_conf)" stage_topline
-  run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; grid: ${grid:-none}), label-free selection" stage_sweep
+  run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; ${settings:+settings: $settings}${settings:-grid: ${grid:-none}}), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
   run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
   run_stage $((n + 4)) "decode and score $dev_split $test_splits; phones in time for pictures; greedy transcripts of $train_split" stage_decode

@@ -35,6 +35,7 @@ pool=true
 gan_conf=recipes/conf/gan_demo_cpu.yaml
 seeds=auto
 grid=loss.cycle_audio=0,1
+settings=""          # named settings instead of the grid: "base: audio:loss.cycle_audio=1" (NAME:key=value,...)
 parallel=2
 gan_updates=auto
 topline_epochs=auto
@@ -43,7 +44,7 @@ self_train_epochs=auto
 # A small student: a 2 x 256 BiLSTM took minutes per batch of 40k frames on one CPU core.
 self_train_hidden=96
 self_train_layers=1
-recipe_options="stage stop_stage size exp seed nj pca_dim clusters pool gan_conf seeds grid parallel"
+recipe_options="stage stop_stage size exp seed nj pca_dim clusters pool gan_conf seeds grid settings parallel"
 recipe_options+=" gan_updates topline_epochs self_train_rounds self_train_epochs self_train_hidden self_train_layers"
 parse_options "$@"
 if [ "$size" = tiny ]; then auto_values=(1 200 5 3); else auto_values=("1 2" 2000 25 6); fi

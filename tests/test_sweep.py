@@ -135,3 +135,34 @@ def test_setting_table_gives_mean_std_best_and_converged_seeds_per_setting():
     lines = setting_table(SweepSummary(runs, "a0", "rule", 1 / 3), ["w"])
     assert lines[-2] == "| 0 | 2 | 40.0 | 10.0 | 30.0 | 1/2 |"
     assert lines[-1] == "| 1 | 1 | - | - | - | 0/1 |"
+
+
+def test_named_settings_run_each_with_every_seed_and_are_summed_up_by_name(tmp_path, capsys):
+    from asr_gan.train.sweep import parse_settings
+
+    settings = parse_settings(["base:", "audio:loss.cycle_audio=1", "both:loss.cycle_audio=1,loss.cycle_text=0.5"])
+    assert settings == {"base": {}, "audio": {"loss.cycle_audio": 1},
+                        "both": {"loss.cycle_audio": 1, "loss.cycle_text": 0.5}}
+    runs = expand_runs({}, [1, 2], settings)
+    assert [r.name for r in runs] == ["base_seed1", "base_seed2", "audio_seed1", "audio_seed2", "both_seed1",
+                                      "both_seed2"]
+    for bad in (["noname"], ["a:b"], ["x:k=1", "x:k=2"], ["a=b:k=1"]):
+        with pytest.raises(ValueError, match="--settings"):
+            parse_settings(bad)
+    with pytest.raises(ValueError, match="not both"):
+        expand_runs({"w": [0]}, [1], {"a": {}})
+
+    base = tmp_path / "gan.yaml"
+    base.write_text(yaml.safe_dump({"seed": 0, "w": 5, "steps": 3}))
+    script = tmp_path / "trainer.py"
+    script.write_text(FAKE_TRAINER)
+    out = tmp_path / "sweep"
+    assert main(["--config", str(base), "--seeds", "0", "1", "--settings", "base:", "zero:w=0", "--out", str(out),
+                 "--train-command", f"{shlex.quote(sys.executable)} {script} {{config}} {{out}}",
+                 "--converged-per", "1.2"]) == 0
+    report = json.loads((out / "sweep.json").read_text())
+    assert {r["name"]: r["setting"] for r in report["runs"]} == {"base_seed0": "base", "base_seed1": "base",
+                                                                 "zero_seed0": "zero", "zero_seed1": "zero"}
+    assert yaml.safe_load((out / "base_seed1" / "sweep_config.yaml").read_text())["w"] == 5
+    table = (out / "sweep.md").read_text()
+    assert "| setting | w | seeds |" in table and "| base | - | 2 |" in table and "| zero | 0 | 2 |" in table

@@ -5,9 +5,13 @@ seed set), runs `python -m asr_gan.train --config <run>/sweep_config.yaml --out 
 subprocess (one per GPU, or `--parallel` CPU processes with the CPU threads split between them), reads
 each run's `metrics.jsonl` and reports a table (`sweep.md`, `sweep.json`).
 
-Example:
-  python -m asr_gan.train.sweep --config exp/demo/gan.yaml --seeds 0 1 2 --grid cycle_audio_weight=0,1 \
+Examples:
+  # a grid: every combination of the values, each with every seed
+  python -m asr_gan.train.sweep --config exp/demo/gan.yaml --seeds 0 1 2 --grid loss.cycle_audio=0,1 \
       --out exp/demo/sweep --parallel 2
+  # named settings (NAME:key=value,key=value; a bare NAME: is the base config), each with every seed
+  python -m asr_gan.train.sweep --config exp/demo/gan.yaml --seeds 1 2 3 --out exp/demo/table --settings \
+      baseline: audio:loss.cycle_audio=1 text:loss.cycle_text=1 all:loss.cycle_audio=1,loss.cycle_text=1
 
 Selection (wav2vec-U's unsupervised model selection): within each run the validation record with the
 lowest `weighted_lm_ppl`, and across runs the run whose best record has the lowest value. No reference
@@ -55,6 +59,8 @@ class SweepConfig:
     out: str
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    # Named settings instead of a grid: {name: {dotted key: value}}.
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     parallel: int = 1
     # Template with {config} and {out}; extra GAN flags can be appended here.
     train_command: str = DEFAULT_TRAIN_COMMAND
@@ -72,6 +78,7 @@ class RunSpec:
     name: str
     seed: int
     overrides: dict[str, Any]
+    setting: str = ""  # the runs of one setting differ only in their seed
 
 
 @dataclass
@@ -88,6 +95,7 @@ class RunResult:
     min_per: float | None = None
     converged: bool | None = None
     run_dir: str = ""
+    setting: str = ""
 
 
 # --------------------------------------------------------------------------------------------- planning
@@ -104,6 +112,24 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`["base:", "audio:loss.cycle_audio=1,loss.cycle_text=0.5"]` -> `{"base": {}, "audio": {...}}`."""
+    settings: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, rest = item.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9.+-]+", name) or name in settings:
+            raise ValueError(f"--settings {item!r}: expected a new NAME (letters, digits, . + -) then "
+                             "':key=value,key=value'")
+        overrides = {}
+        for pair in filter(None, rest.split(",")):
+            key, eq, value = pair.partition("=")
+            if not eq or not key or not value:
+                raise ValueError(f"--settings {item!r}: {pair!r} is not key=value")
+            overrides[key] = _parse_value(value)
+        settings[name] = overrides
+    return settings
+
+
 def _parse_value(text: str) -> Any:
     """int, then float (YAML 1.1 reads `1e-4` as a string), then any YAML scalar (true, null, words)."""
     for kind in (int, float):
@@ -118,15 +144,23 @@ def _value_name(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "_", str(value))
 
 
-def expand_runs(grid: dict[str, list[Any]], seeds: list[int]) -> list[RunSpec]:
-    """Every grid combination with every seed; run names say their settings (`w=1_seed2`)."""
-    keys = list(grid)
+def expand_runs(grid: dict[str, list[Any]], seeds: list[int],
+                settings: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
+    """Every grid combination (or every named setting) with every seed; run names say their setting
+    (`w=1_seed2`, `audio_seed2`)."""
+    if grid and settings:
+        raise ValueError("give a grid or named settings, not both")
     runs = []
+    if settings:
+        for name, overrides in settings.items():
+            runs += [RunSpec(f"{name}_seed{seed}", seed, dict(overrides), name) for seed in seeds]
+        return runs
+    keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         overrides = dict(zip(keys, values))
         prefix = "_".join(f"{k.split('.')[-1]}={_value_name(v)}" for k, v in overrides.items())
         for seed in seeds:
-            runs.append(RunSpec(f"{prefix}_seed{seed}" if prefix else f"seed{seed}", seed, overrides))
+            runs.append(RunSpec(f"{prefix}_seed{seed}" if prefix else f"seed{seed}", seed, overrides, prefix))
     return runs
 
 
@@ -259,7 +293,7 @@ def collect_results(specs: list[RunSpec], codes: dict[str, int], config: SweepCo
     results = []
     for spec in specs:
         run_dir = Path(config.out) / spec.name
-        result = RunResult(spec.name, spec.seed, spec.overrides, "ok", run_dir=str(run_dir))
+        result = RunResult(spec.name, spec.seed, spec.overrides, "ok", run_dir=str(run_dir), setting=spec.setting)
         metrics = read_run_metrics(run_dir, config.metric_key, config.per_keys)
         if metrics is not None:
             for key, value in metrics.items():
@@ -317,14 +351,19 @@ def _cell(value: Any, percent: bool = False) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _override_keys(runs: list[RunResult]) -> list[str]:
+    """Every key some run overrides, in first-seen order (named settings may override different keys)."""
+    return list(dict.fromkeys(k for r in runs for k in r.overrides))
+
+
 def markdown_table(summary: SweepSummary, metric_key: str) -> str:
-    grid_keys = list(summary.runs[0].overrides) if summary.runs else []
+    grid_keys = _override_keys(summary.runs)
     header = ["run", *grid_keys, "seed", f"best {metric_key}", "at", "PER % (selected)", "min PER %",
               "converged", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(summary.runs, key=lambda r: (r.best_metric is None, r.best_metric or 0.0)):
         name = f"**{r.name}** (selected)" if r.name == summary.selected else r.name
-        row = [name, *(_cell(r.overrides[k]) for k in grid_keys), str(r.seed), _cell(r.best_metric),
+        row = [name, *(_cell(r.overrides.get(k)) for k in grid_keys), str(r.seed), _cell(r.best_metric),
                _cell(r.best_step), _cell(r.per, True), _cell(r.min_per, True),
                {True: "yes", False: "no", None: "-"}[r.converged], r.status]
         lines.append("| " + " | ".join(row) + " |")
@@ -336,17 +375,23 @@ def markdown_table(summary: SweepSummary, metric_key: str) -> str:
 
 
 def setting_table(summary: SweepSummary, grid_keys: list[str]) -> list[str]:
-    """One row per grid setting over its seeds: PER of each seed's selected record (mean, population std,
+    """One row per setting (grid combination or named setting) over its seeds: PER of each seed's selected record (mean, population std,
     best) and how many seeds converged."""
-    groups: dict[tuple, list[RunResult]] = {}
+    groups: dict[Any, list[RunResult]] = {}
+    # Named settings (--settings) have names without "="; grid runs are grouped by their values.
+    named = any(r.setting and "=" not in r.setting for r in summary.runs)
     for r in summary.runs:
-        groups.setdefault(tuple(r.overrides.get(k) for k in grid_keys), []).append(r)
-    header = [*(grid_keys or ["setting"]), "seeds", "PER % mean", "std", "best", "converged"]
+        groups.setdefault(r.setting if named else tuple(r.overrides.get(k) for k in grid_keys), []).append(r)
+    header = [*(["setting"] if named else []), *(grid_keys or ([] if named else ["setting"])), "seeds", "PER % mean",
+              "std", "best", "converged"]
     lines = ["Per setting (PER of each seed's label-free choice):", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for values, runs in groups.items():
         pers = [r.per for r in runs if r.per is not None]
-        cells = [_cell(v) for v in values] if grid_keys else ["all"]
+        if named:
+            cells = [str(values), *(_cell(runs[0].overrides.get(k)) for k in grid_keys)]
+        else:
+            cells = [_cell(v) for v in values] if grid_keys else ["all"]
         if pers:
             mean = sum(pers) / len(pers)
             std = (sum((p - mean) ** 2 for p in pers) / len(pers)) ** 0.5
@@ -381,7 +426,7 @@ def run_sweep(config: SweepConfig) -> SweepSummary:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep_settings.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-    specs = expand_runs(config.grid, config.seeds)
+    specs = expand_runs(config.grid, config.seeds, config.settings)
     codes = launch_runs(specs, base, config)
     summary = summarise(collect_results(specs, codes, config), config)
     write_report(summary, config)
@@ -395,6 +440,8 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument("--out", required=True, help="sweep folder; one subfolder per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=defaults.seeds)
     parser.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 (dotted keys reach into sections)")
+    parser.add_argument("--settings", nargs="*", default=[],
+                        help="named settings instead of a grid: NAME:key=value,key=value (NAME: = the base config)")
     parser.add_argument("--parallel", type=int, default=defaults.parallel, help="CPU processes when no GPU")
     parser.add_argument("--train-command", default=defaults.train_command,
                         help="command template with {config} and {out} (default: python -m asr_gan.train ...)")
@@ -407,10 +454,13 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument("--force", action="store_true", help="rerun finished runs")
     args = parser.parse_args(argv)
     try:
-        grid = parse_grid(args.grid)
+        grid, settings = parse_grid(args.grid), parse_settings(args.settings)
     except ValueError as err:
         parser.error(str(err))
-    return SweepConfig(config=args.config, out=args.out, seeds=args.seeds, grid=grid, parallel=args.parallel,
+    if grid and settings:
+        parser.error("give --grid or --settings, not both")
+    return SweepConfig(config=args.config, out=args.out, seeds=args.seeds, grid=grid, settings=settings,
+                       parallel=args.parallel,
                        train_command=args.train_command, seed_key=args.seed_key, metric_key=args.metric_key,
                        per_keys=args.per_keys, converged_per=args.converged_per,
                        converged_metric=args.converged_metric, converged_ratio=args.converged_ratio,
