@@ -37,12 +37,9 @@ clusters=auto
 pool=true            # mean-pool adjacent segments (wav2vec-U's _pooled)
 seed=0
 exp=""
-# GAN stages (recipes/gan_stages.sh). Their sizes follow --profile (each `auto` below):
-#   gpu: wav2vec-U's scale: 3 seeds x 150k updates of wav2vec-U's generator (SSL features) or a deeper one (MFCC,
-#        recipes/conf/gan_mfcc.yaml), a 40-epoch topline, 2 self-training rounds of a 2 x 256 BiLSTM student;
-#   cpu: the demo's scale, so a TIMIT-sized corpus finishes on a 2-core machine (README): 2 seeds x 2000 updates
-#        of recipes/conf/gan_demo_cpu.yaml, a 25-epoch topline, 1 round of a 1 x 96 student for 6 epochs.
-# auto: gpu when nvidia-smi lists a GPU. The grid compares the wav2vec-U baseline with the audio cycle.
+# GAN stages (recipes/gan_stages.sh). Each `auto` follows --profile (gpu: wav2vec-U's scale; cpu: the demo's, so a
+# TIMIT-sized corpus finishes on 2 cores; auto: gpu when nvidia-smi lists a GPU; apply_training_profile in
+# recipes/stages.sh). The grid compares the wav2vec-U baseline with the audio cycle.
 profile=auto
 gan_conf=auto
 seeds=auto
@@ -59,15 +56,7 @@ recipe_options="stage stop_stage timit setting text_fraction features ssl_checkp
 recipe_options+=" profile gan_conf seeds grid settings parallel gan_updates topline_epochs self_train_rounds self_train_epochs"
 recipe_options+=" self_train_hidden self_train_layers"
 parse_options "$@"
-[ "$profile" != auto ] || profile=$(training_profile)
-case "$profile" in
-  gpu) fill_auto gan_conf "recipes/conf/$([ "$features" = ssl ] && echo gan_wav2vec_u.yaml || echo gan_mfcc.yaml)" \
-         seeds "1 2 3" gan_updates 150000 topline_epochs 40 self_train_rounds 2 self_train_epochs 20 \
-         self_train_hidden 256 self_train_layers 2 ;;
-  cpu) fill_auto gan_conf recipes/conf/gan_demo_cpu.yaml seeds "1 2" gan_updates 2000 topline_epochs 25 \
-         self_train_rounds 1 self_train_epochs 6 self_train_hidden 96 self_train_layers 1 ;;
-  *) die "--profile $profile: expected auto, gpu or cpu" ;;
-esac
+apply_training_profile
 
 [ -n "$timit" ] || [ "$stage" -gt 1 ] || die "pass --timit /path/to/TIMIT (the folder holding TRAIN/ and TEST/)"
 case "$setting" in matched|unmatched) ;; *) die "--setting $setting: expected matched or unmatched" ;; esac

@@ -298,3 +298,24 @@ def test_librispeech_recipe_word_mode_text_and_vad_frames(tmp_path_factory):
     pipeline = json.loads((exp / "feats" / "mfcc" / "transform" / "pipeline.json").read_text())
     assert pipeline["vad"] is not None  # decoding applies the same silence removal
     assert "--vad" in (exp / "commands.sh").read_text()
+
+
+@pytest.mark.parametrize("script", ["run_timit.sh", "run_librispeech.sh"])
+def test_training_profile_sets_the_auto_sizes_and_explicit_values_win(script, tmp_path):
+    def settings(*args: str) -> dict[str, str]:
+        exp = tmp_path / "exp"
+        # Stage 99: past every stage, so only the settings are resolved and printed.
+        run_recipe(script, "--stage", "99", "--exp", str(exp), *args)
+        return dict(line.split("=", 1) for line in (exp / "settings.txt").read_text().splitlines())
+
+    cpu = settings("--profile", "cpu")
+    assert (cpu["gan_updates"], cpu["seeds"], cpu["gan_conf"]) == ("2000", "1 2", "recipes/conf/gan_demo_cpu.yaml")
+    assert (cpu["self_train_hidden"], cpu["self_train_layers"]) == ("96", "1")
+    gpu = settings("--profile", "gpu", "--features", "ssl", "--seeds", "7")
+    assert (gpu["gan_updates"], gpu["seeds"], gpu["gan_conf"]) == ("150000", "7", "recipes/conf/gan_wav2vec_u.yaml")
+    assert settings("--profile", "gpu")["gan_conf"] == "recipes/conf/gan_mfcc.yaml"
+    # This machine (and CI) has no GPU: auto picks the CPU sizes.
+    assert settings()["profile"] == ("gpu" if subprocess.run("nvidia-smi -L", shell=True, capture_output=True).returncode == 0
+                                     else "cpu")
+    bad = run_recipe(script, "--stage", "99", "--exp", str(tmp_path / "bad"), "--profile", "tpu", check=False)
+    assert bad.returncode == 2 and "--profile tpu" in bad.stderr
