@@ -380,3 +380,31 @@ def test_error_counts_and_rate_match_nist_sclite_on_random_edits(tmp_path, seed)
     assert (nist["sub"], nist["del"], nist["ins"], nist["err"]) == \
         (ours.substitutions, ours.deletions, ours.insertions, ours.errors)
     assert 100 * ours.error_rate == pytest.approx(nist["err_percent"], abs=0.1)
+
+
+def test_chance_hypotheses_are_text_phones_of_the_reference_length_and_score_near_chance(tmp_path, capsys):
+    from asr_gan.scoring.chance import main as chance_main
+    from asr_gan.scoring.chance import text_hypotheses
+
+    refs = {"u1": ["<SIL>", "a", "b", "c", "<SIL>"], "u2": ["d"] * 7}
+    text = [["<SIL>", "x", "y", "<SIL>"], ["z"], ["<SIL>"]]
+    hyps = text_hypotheses(refs, text, seed=1)
+    assert [len(h) for h in hyps.values()] == [3, 7]
+    assert set(hyps["u1"] + hyps["u2"]) <= {"x", "y", "z"}
+    assert hyps == text_hypotheses(refs, text, seed=1)  # seeded: the same file every run
+    with pytest.raises(ValueError, match="no phones"):
+        text_hypotheses(refs, [["<SIL>"]])
+
+    (tmp_path / "ref.phn").write_text("u1 a b c\nu2 d d d d d d d\n")
+    (tmp_path / "text.phn").write_text("x y\nz\n")
+    assert chance_main(["--ref", str(tmp_path / "ref.phn"), "--text", str(tmp_path / "text.phn"),
+                        "--out", str(tmp_path / "chance" / "hyp.phn")]) == 0
+    scored = score(read_transcripts(tmp_path / "ref.phn"), read_transcripts(tmp_path / "chance" / "hyp.phn"))
+    assert scored.error_rate == 1.0  # no shared phone: every position is a substitution
+    (tmp_path / "bad.phn").write_bytes(b"\xff\xfe x\n")
+    assert chance_main(["--ref", str(tmp_path / "ref.phn"), "--text", str(tmp_path / "bad.phn"),
+                        "--out", str(tmp_path / "o.phn")]) == 1
+    assert chance_main(["--ref", str(tmp_path / "missing.phn"), "--text", str(tmp_path / "text.phn"),
+                        "--out", str(tmp_path / "o.phn")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.phn: not UTF-8" in err and "missing.phn" in err
