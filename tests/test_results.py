@@ -242,6 +242,19 @@ def test_training_curves_mark_the_label_free_choice_and_survive_a_truncated_line
     image = assert_real_png(png)
     assert image.shape[0] > 600  # three panels: losses, metric, PER
 
+    # The GAN loop's own names (no "loss" in them) get a discriminator and a generator panel.
+    from asr_gan.results.plots import curve_panels
+
+    gan_log = [{"step": 50 * i, "d_adversarial": 1.5, "d_gradient_penalty": 30.0 / i, "g_adversarial": 0.6,
+                "g_smoothness": 0.03, "cycle_audio": 0.9, "updates_per_second": 26.0} for i in range(1, 5)]
+    gan_log.append({"step": 200, "weighted_lm_ppl": 140.0, "valid_per": 0.95})
+    panels = curve_panels(gan_log)
+    assert panels["d_loss"] == ["d_adversarial", "d_gradient_penalty"]
+    assert panels["g_loss"] == ["cycle_audio", "g_adversarial", "g_smoothness"]
+    assert "updates_per_second" not in sum(panels.values(), [])
+    gan_png = plot_training_curves(write_jsonl(tmp_path / "gan.jsonl", gan_log), tmp_path / "gan.png")
+    assert assert_real_png(gan_png).shape[0] > image.shape[0]  # four panels
+
     epochs = write_jsonl(tmp_path / "ctc" / "metrics.jsonl", [{"epoch": e, "train_loss": 3 - e / 3, "valid_per": 0.6 - e / 20}
                                                               for e in range(1, 9)])
     assert_real_png(plot_training_curves(epochs, tmp_path / "ctc.png"), min_bytes=10_000)

@@ -1,7 +1,8 @@
 """Pictures a researcher would rather look at than read: training curves and phone alignments.
 
 Training curves come from a run's `metrics.jsonl` (one JSON object per line, each with `step`; `update`
-or `epoch` are accepted instead): every numeric key with `loss` in its name in one panel, the label-free
+or `epoch` are accepted instead): every numeric key with `loss` in its name in one panel (a GAN run's
+discriminator terms `d_*` and generator terms `g_*`, `cycle_*` in one panel each), the label-free
 selection metric (`weighted_lm_ppl`, and other `*ppl*` keys) in a log-scale panel with the selected step
 marked, and the phone error rate (`per`, `valid_per`, `*_uer`, ... as fractions) in percent when logged.
 
@@ -89,10 +90,13 @@ def series(records: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.nd
 
 
 def curve_panels(records: list[dict], metric_key: str = SELECTION_METRIC) -> dict[str, list[str]]:
-    """Keys per panel: {"loss": [...], "metric": [...], "per": [...]}; empty panels are left out."""
+    """Keys per panel: {"loss", "d_loss", "g_loss", "metric", "per": [...]}; empty panels are left out."""
     keys = sorted({k for r in records for k, v in r.items() if _number(v) is not None and k not in STEP_KEYS})
     panels = {
         "loss": [k for k in keys if "loss" in k],
+        # The GAN loop's terms (asr_gan/train/gan.py): discriminator d_*, generator g_* and the cycle losses.
+        "d_loss": [k for k in keys if k.startswith("d_")],
+        "g_loss": [k for k in keys if k.startswith(("g_", "cycle_"))],
         "metric": [k for k in keys if k == metric_key or "ppl" in k],
         "per": [k for k in keys if _PER_KEY.search(k)],
     }
@@ -138,7 +142,8 @@ def plot_training_curves(
     if x_key is None or not panels:
         raise ValueError(f"{metrics_path}: no record with a step ({'/'.join(STEP_KEYS)}) and a loss, ppl or PER value")
     chosen = selected_step(records, metric_key)
-    labels = {"loss": "loss", "metric": "label-free metric\n(lower is better)", "per": "PER % (references)"}
+    labels = {"loss": "loss", "d_loss": "discriminator\nlosses", "g_loss": "generator\nlosses",
+              "metric": "label-free metric\n(lower is better)", "per": "PER % (references)"}
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels) + 0.4), sharex=True, squeeze=False)
     for ax, (panel, keys) in zip(axes[:, 0], panels.items()):
         for key in keys:
@@ -150,21 +155,27 @@ def plot_training_curves(
                 ax.plot(steps, _smooth(values), linewidth=1.2, color=line.get_color(), label=f"{key} (smoothed)")
             else:
                 ax.plot(steps, values, linewidth=1.2, marker="." if len(values) < 30 else None, label=key)
-        if panel == "metric" and all((series(records, k, x_key)[1] > 0).all() for k in keys):
+        # Log scale where every value is positive: perplexities, and GAN terms that span orders of magnitude
+        # (a gradient penalty of 30 at the start beside a smoothness term of 0.03).
+        if panel in ("metric", "d_loss", "g_loss") and all((series(records, k, x_key)[1] > 0).all() for k in keys):
             ax.set_yscale("log")
-            # Plain numbers: a perplexity axis spanning 30..80 reads badly as 3x10^1 .. 8x10^1.
-            plain = FuncFormatter(lambda value, _: f"{value:g}")
-            ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(plain)
+            if panel == "metric":
+                # Plain numbers: a perplexity axis spanning 30..80 reads badly as 3x10^1 .. 8x10^1.
+                plain = FuncFormatter(lambda value, _: f"{value:g}")
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain)
         if chosen is not None:
             ax.axvline(chosen, color="0.3", linestyle="--", linewidth=0.8)
         ax.set_ylabel(labels[panel])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2, loc="best")
     if chosen is not None:
+        # Text on the side of the marker with more room, so it is not cut at the picture's edge.
+        low, high = axes[0, 0].get_xlim()
+        right = chosen > (low + high) / 2
         axes[0, 0].annotate(f"selected: lowest {metric_key} at {x_key} {chosen:g}", xy=(chosen, 1.0),
-                            xycoords=("data", "axes fraction"), xytext=(3, -10), textcoords="offset points",
-                            fontsize=7, color="0.3")
+                            xycoords=("data", "axes fraction"), xytext=(-3 if right else 3, -10),
+                            textcoords="offset points", ha="right" if right else "left", fontsize=7, color="0.3")
     axes[-1, 0].set_xlabel(x_key)
     if title:
         axes[0, 0].set_title(title)
