@@ -46,21 +46,8 @@ recipe_options="stage stop_stage librispeech subset dev_subset test_subset lm_te
 # GAN stages (recipes/gan_stages.sh). Each `auto` follows --profile (gpu: wav2vec-U's scale; cpu: the demo's, so a
 # TIMIT-sized corpus finishes on 2 cores; auto: gpu when nvidia-smi lists a GPU; apply_training_profile in
 # recipes/stages.sh). The grid compares the wav2vec-U baseline with the audio cycle.
-profile=auto
-gan_conf=auto
-seeds=auto
-grid=loss.cycle_audio=0,1
-settings=""          # named settings instead of the grid: "base: audio:loss.cycle_audio=1" (NAME:key=value,...)
-parallel=2          # CPU runs at a time (with GPUs: one run per GPU)
-gan_updates=auto
-topline_epochs=auto
-self_train_rounds=auto
-self_train_epochs=auto
-self_train_hidden=auto
-self_train_layers=auto
 recipe_options+=" features ssl_checkpoint layer ngpu nj vad pca_dim clusters pool seed exp"
-recipe_options+=" profile gan_conf seeds grid settings parallel gan_updates topline_epochs self_train_rounds self_train_epochs"
-recipe_options+=" self_train_hidden self_train_layers"
+declare_gan_options
 parse_options "$@"
 apply_training_profile
 

@@ -139,6 +139,25 @@ fill_auto() {
   done
 }
 
+# declare_gan_options: the GAN-stage options of run_timit.sh and run_librispeech.sh with their defaults (sizes
+# `auto`, filled by apply_training_profile after parse_options), added to recipe_options.
+declare_gan_options() {
+  profile=auto
+  gan_conf=auto
+  seeds=auto
+  grid=loss.cycle_audio=0,1
+  settings=""       # named settings instead of the grid: "base: audio:loss.cycle_audio=1" (NAME:key=value,...)
+  parallel=2        # CPU runs at a time (with GPUs: one run per GPU)
+  gan_updates=auto
+  topline_epochs=auto
+  self_train_rounds=auto
+  self_train_epochs=auto
+  self_train_hidden=auto
+  self_train_layers=auto
+  recipe_options+=" profile gan_conf seeds grid settings parallel gan_updates topline_epochs self_train_rounds"
+  recipe_options+=" self_train_epochs self_train_hidden self_train_layers"
+}
+
 # apply_training_profile: the GAN-stage sizes a recipe left at `auto`, from $profile (auto: training_profile) and
 # $features (ssl or mfcc):
 #   gpu: wav2vec-U's scale: 3 seeds x 150k updates of wav2vec-U's generator (SSL features) or a deeper one (MFCC,

@@ -92,6 +92,11 @@ def run_recipe(script: str, *args: str) -> str:
     return result.stdout
 
 
+def assert_rerun_skips_every_stage(script: str, *args: str) -> None:
+    lines = [line for line in run_recipe(script, *args).splitlines() if re.search(r"\] Stage \d+:", line)]
+    assert len(lines) == 12 and all("already done, skipping" in line for line in lines), lines
+
+
 def score_names(exp: Path) -> dict[str, dict]:
     return {s["name"]: s for s in json.loads((exp / "RESULTS.json").read_text())["scores"]}
 
@@ -112,6 +117,7 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     assert drawn and all([p for p, _, _ in drawn[utt]] == [p for p, _, _ in true_times[utt]] for utt in drawn)
     assert all(abs(a[1] - b[1]) < 1e-3 for utt in drawn for a, b in zip(drawn[utt], true_times[utt]))
     assert len(list((exp / "pictures").glob("alignment_*.png"))) == len(drawn)
+    assert_rerun_skips_every_stage("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp))
 
 
 def test_librispeech_recipe_runs_to_results_with_wer_per_subset(tmp_path):
@@ -126,3 +132,5 @@ def test_librispeech_recipe_runs_to_results_with_wer_per_subset(tmp_path):
                  "topline/score_test-clean"):
         assert name in scores, sorted(scores)
     assert list((exp / "pictures").glob("alignment_*.png")), "LibriSpeech has no phone times: forced alignment"
+    assert_rerun_skips_every_stage("run_librispeech.sh", "--librispeech", str(corpus), "--lm-text",
+                                   str(corpus.parent / LM_TEXT_NAME), "--min-phone-count", "1", "--exp", str(exp))
