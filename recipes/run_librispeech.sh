@@ -89,33 +89,8 @@ text_side() {
 run_stage 2 "text side in word mode: lexicon, phonemised text, phone and word LMs (phones seen >= $min_phone_count times)" \
   text_side
 
-extract_frames() {
-  local split vad_flag=()
-  [ "$vad" = true ] && vad_flag=(--vad)
-  for split in $splits; do
-    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
-    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
-    if [ "$features" = ssl ]; then
-      # wav2vec-U feeds the raw layer output (no CMVN); float16 halves the disk and page cache of 1024-dim frames.
-      run_on_gpus "$ngpu" $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
-        --ssl-checkpoint "$ssl_checkpoint" --layer "$layer" --cmvn none --dtype float16 --num-workers "$nj" \
-        "${vad_flag[@]}" $([ "$ngpu" -gt 0 ] || echo --device cpu)
-    else
-      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
-        --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj" "${vad_flag[@]}"
-    fi
-  done
-}
-frames_desc=$([ "$features" = ssl ] && echo "SSL layer $layer of $ssl_checkpoint" || echo "MFCC (13 + deltas, utterance CMVN)")
-run_stage 3 "$frames_desc frames (VAD $vad) of $splits into $feats" extract_frames
-
-pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
-run_stage 4 "fit the segmenter on $feats/$subset (PCA $pca_dim, $clusters clusters, pool $pool)" \
-  $py -m asr_gan.features fit-transform --features "$feats/$subset" --out "$feats/transform" \
-    --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
-
-run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
-  segment_splits
+vad_flag=(); [ "$vad" = false ] || vad_flag=(--vad)
+run_frame_stages "$subset" " (VAD $vad)" "${vad_flag[@]}"
 
 # Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding to words + scoring (PER
 # and WER), self-training, RESULTS. Splits keep their LibriSpeech subset names.

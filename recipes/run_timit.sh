@@ -69,32 +69,7 @@ run_stage 2 "text side in phone mode: phones, phone LM, reference phones" \
   $py -m asr_gan.text --phone-text "$exp/data/train_text.phn" \
     --manifests "$exp/data/train.jsonl" "$exp/data/dev.jsonl" "$exp/data/test.jsonl" --out "$exp/text"
 
-extract_frames() {
-  local split
-  for split in $splits; do
-    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
-    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
-    if [ "$features" = ssl ]; then
-      # wav2vec-U feeds the raw layer output (no CMVN); float16 halves the disk and page cache of 1024-dim frames.
-      run_on_gpus "$ngpu" $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
-        --ssl-checkpoint "$ssl_checkpoint" --layer "$layer" --cmvn none --dtype float16 --num-workers "$nj" \
-        $([ "$ngpu" -gt 0 ] || echo --device cpu)
-    else
-      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
-        --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj"
-    fi
-  done
-}
-frames_desc=$([ "$features" = ssl ] && echo "SSL layer $layer of $ssl_checkpoint" || echo "MFCC (13 + deltas, utterance CMVN)")
-run_stage 3 "$frames_desc frames of $splits into $feats" extract_frames
-
-pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
-run_stage 4 "fit the segmenter on $feats/train (PCA $pca_dim, $clusters clusters, pool $pool)" \
-  $py -m asr_gan.features fit-transform --features "$feats/train" --out "$feats/transform" \
-    --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
-
-run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
-  segment_splits
+run_frame_stages train ""
 
 # Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding + scoring (PER on the 39
 # phones, silence removed), self-training, RESULTS. wav2vec-U's TIMIT setting has no word LM: phones only.

@@ -182,6 +182,41 @@ print_settings() {
   { for v in $recipe_options; do printf '%s=%s\n' "$v" "${!v}"; done; } | tee "$exp/settings.txt"
 }
 
+# run_frame_stages TRAIN_SPLIT NOTE [EXTRACT_FLAG ...]: stages 3-5 of run_timit.sh and run_librispeech.sh: frames of
+# $splits (39-dim MFCC with utterance CMVN, or layer $layer of $ssl_checkpoint on $ngpu GPUs), the segmenter
+# (PCA, k-means) fitted on TRAIN_SPLIT's frames, segments of every split. NOTE goes into stage 3's description;
+# the EXTRACT_FLAGs (LibriSpeech: --vad) into every `asr_gan.features extract`.
+run_frame_stages() {
+  local train=$1 note=$2 frames_desc pool_flag
+  extract_flags=("${@:3}")
+  frames_desc=$([ "$features" = ssl ] && echo "SSL layer $layer of $ssl_checkpoint" || echo "MFCC (13 + deltas, utterance CMVN)")
+  run_stage 3 "$frames_desc frames$note of $splits into $feats" extract_frames
+  pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
+  run_stage 4 "fit the segmenter on $feats/$train (PCA $pca_dim, $clusters clusters, pool $pool)" \
+    $py -m asr_gan.features fit-transform --features "$feats/$train" --out "$feats/transform" \
+      --pca-dim "$pca_dim" --clusters "$clusters" "$pool_flag" --seed "$seed" $([ "$ngpu" -gt 0 ] || echo --device cpu)
+  run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters clusters, pool $pool), segments per phone" \
+    segment_splits
+}
+
+# Stage 3 body of run_frame_stages (run_demo.sh defines its own, MFCC only, under the same name).
+extract_frames() {
+  local split
+  for split in $splits; do
+    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
+    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
+    if [ "$features" = ssl ]; then
+      # wav2vec-U feeds the raw layer output (no CMVN); float16 halves the disk and page cache of 1024-dim frames.
+      run_on_gpus "$ngpu" $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --ssl-checkpoint "$ssl_checkpoint" --layer "$layer" --cmvn none --dtype float16 --num-workers "$nj" \
+        "${extract_flags[@]}" $([ "$ngpu" -gt 0 ] || echo --device cpu)
+    else
+      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj" "${extract_flags[@]}"
+    fi
+  done
+}
+
 # Stage body every recipe shares: segments of each of $splits with the fitted transform of $feats, and the
 # segments per reference phone of each (asr_gan.features.segment_stats).
 segment_splits() {
