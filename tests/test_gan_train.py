@@ -116,6 +116,30 @@ def test_straight_through_one_hot_is_hard_forward_and_soft_backward():
     assert logits.grad.abs().sum() > 0
 
 
+def test_bigram_distribution_counts_consecutive_phones_with_smoothing():
+    joint = losses.bigram_distribution([np.array([0, 1, 2]), np.array([1, 2]), np.array([2])], 3, smoothing=0.0)
+    expected = torch.zeros(3, 3)
+    expected[0, 1], expected[1, 2] = 1 / 3, 2 / 3
+    assert torch.allclose(joint, expected)
+    smoothed = losses.bigram_distribution([np.array([0, 1])], 3, smoothing=1.0)
+    assert smoothed.sum().item() == pytest.approx(1.0) and smoothed.min() > 0
+
+
+def test_bigram_matching_loss_is_zero_at_the_text_statistics_and_ignores_padding():
+    target = losses.bigram_distribution([np.array([0, 1, 0, 1, 0])], 2, smoothing=0.0) * 0.98 + 0.005
+    alternating = torch.eye(2)[[0, 1, 0, 1, 0]].unsqueeze(0)
+    mask = torch.zeros(1, 5, dtype=torch.bool)
+    near_zero = losses.bigram_matching_loss(alternating * 0.99 + 0.005, mask, target).item()
+    repeating = torch.eye(2)[[0, 0, 0, 0, 0]].unsqueeze(0) * 0.99 + 0.005
+    assert near_zero < 0.05 < losses.bigram_matching_loss(repeating, mask, target).item()
+    padded = torch.cat([alternating, torch.eye(2)[[0, 0]].unsqueeze(0)], dim=1) * 0.99 + 0.005
+    padded_mask = torch.tensor([[False] * 5 + [True] * 2])
+    assert losses.bigram_matching_loss(padded, padded_mask, target).item() == pytest.approx(near_zero, abs=1e-5)
+    logits = torch.randn(1, 5, 2, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    losses.bigram_matching_loss(logits.softmax(-1), mask, target).backward()
+    assert logits.grad.abs().sum() > 0
+
+
 def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp_path):
     path = tmp_path / "gan.yaml"
     path.write_text(yaml.safe_dump({"features": "f", "text": "t", "phones": "p", "generator": {"hidden_layers": 2}}))

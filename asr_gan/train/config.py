@@ -67,6 +67,10 @@ class LossConfig:
     cycle_text: float = 0.0
     # feature-domain discriminator on real features vs the reverse generator's (the two-sided CycleGAN)
     feature_adversarial: float = 0.0
+    # Bigram matching: KL divergence from the unpaired text's phone-bigram distribution to the batch's expected
+    # bigram distribution of the merged generator outputs. Not adversarial, so it pulls the generator toward
+    # text-like phone statistics from the first update, before the discriminator knows anything.
+    bigram: float = 0.0
     # The audio cycle passes hard one-hot phones (straight-through gradients) to the reverse generator, so
     # the phones themselves must carry the content: a soft distribution could hide it in tiny probabilities.
     cycle_hard: bool = True

@@ -93,7 +93,10 @@ class GanTrainer:
         sequences, _ = load_feature_sequences(config.features)
         self.train_bank = SequenceBank(sequences, self.device)
         self.input_dim = sequences[0].shape[1]
-        self.text_bank = SequenceBank(read_phone_text(config.text, self.inventory), self.device)
+        text = read_phone_text(config.text, self.inventory)
+        self.text_bank = SequenceBank(text, self.device)
+        self.text_bigrams = (losses.bigram_distribution(text, len(self.inventory)).to(self.device)
+                             if config.loss.bigram > 0 else None)
         self.valid_bank: SequenceBank | None = None
         self.valid_ids: list[str] = []
         self.valid_refs: dict[str, list[str]] | None = None
@@ -211,6 +214,10 @@ class GanTrainer:
             diversity = losses.diversity_loss(probs, out_mask)
             total = adversarial + weights.smoothness * smoothness + weights.diversity * diversity
             logged = {"g_adversarial": adversarial, "g_smoothness": smoothness, "g_diversity": diversity}
+            if self.text_bigrams is not None:
+                bigram = losses.bigram_matching_loss(fake, fake_mask, self.text_bigrams)
+                total = total + weights.bigram * bigram
+                logged["g_bigram"] = bigram
             if weights.cycle_audio > 0:
                 total = total + weights.cycle_audio * self._audio_cycle(audio, audio_mask, probs, out_mask, logged)
             if weights.cycle_text > 0 or weights.feature_adversarial > 0:

@@ -6,6 +6,7 @@ wav2vec-U; the generator's adversarial loss pushes its outputs' scores to 0.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -76,3 +77,26 @@ def phone_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, padding_mas
     losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none")
     valid = (~padding_mask).reshape(-1).to(losses.dtype)
     return (losses * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+def bigram_distribution(sequences: list[np.ndarray], num_phones: int, smoothing: float = 0.5) -> torch.Tensor:
+    """(P, P) joint distribution of consecutive phone ids over `sequences` (id arrays), add-`smoothing`."""
+    firsts = np.concatenate([np.asarray(s[:-1], dtype=np.int64) for s in sequences] + [np.zeros(0, np.int64)])
+    seconds = np.concatenate([np.asarray(s[1:], dtype=np.int64) for s in sequences] + [np.zeros(0, np.int64)])
+    counts = np.full((num_phones, num_phones), smoothing, dtype=np.float64)
+    np.add.at(counts, (firsts, seconds), 1.0)
+    return torch.from_numpy(counts / counts.sum()).float()
+
+
+def bigram_matching_loss(probs: torch.Tensor, padding_mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """KL(target || expected bigrams of the batch): probs (B, R, P) merged phone distributions, target (P, P).
+
+    The batch's bigram distribution is the mean over consecutive real positions of the outer product of
+    their distributions; zero when it equals the text's, large when the generator uses pairs text never has
+    or misses pairs text uses often.
+    """
+    pair = (~padding_mask[:, :-1]) & (~padding_mask[:, 1:])  # (B, R-1)
+    weight = pair.to(probs.dtype).unsqueeze(-1)
+    joint = torch.einsum("bti,btj->ij", probs[:, :-1] * weight, probs[:, 1:])
+    joint = joint / pair.sum().clamp(min=1)
+    return (target * (torch.log(target) - torch.log(joint + 1e-8))).sum()
