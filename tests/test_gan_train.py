@@ -178,12 +178,15 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(toy, tmp_pat
     overrides = {"max_updates": 40, "valid_interval": 20, "log_interval": 10, "seed": 5}
     straight = toy_config(toy, **overrides)
     straight.loss.cycle_audio = straight.loss.cycle_text = 0.5
+    straight.loss.bigram = 1.0
     train_gan(straight, tmp_path / "straight")
     first = toy_config(toy, **{**overrides, "max_updates": 20})
     first.loss.cycle_audio = first.loss.cycle_text = 0.5
+    first.loss.bigram = 1.0
     train_gan(first, tmp_path / "resumed")
     second = toy_config(toy, **overrides)
     second.loss.cycle_audio = second.loss.cycle_text = 0.5
+    second.loss.bigram = 1.0
     train_gan(second, tmp_path / "resumed")
     a = read_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")
     b = read_checkpoint(tmp_path / "resumed" / "checkpoint_last.pt")
@@ -193,6 +196,14 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(toy, tmp_pat
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
     strip = lambda rs: [{k: v for k, v in r.items() if k != "updates_per_second"} for r in rs]  # noqa: E731
     assert strip(read_metrics(tmp_path / "straight")) == strip(read_metrics(tmp_path / "resumed"))
+
+
+def test_bigram_matching_pulls_the_outputs_toward_the_text_bigrams(toy, tmp_path):
+    config = toy_config(toy, max_updates=400, valid_interval=200, log_interval=50, seed=2)
+    config.loss.bigram = 1.0
+    train_gan(config, tmp_path / "run")
+    bigram = [r["g_bigram"] for r in read_metrics(tmp_path / "run") if "g_bigram" in r]
+    assert len(bigram) == 8 and bigram[-1] < 0.85 * bigram[0], bigram
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(toy, tmp_path):
