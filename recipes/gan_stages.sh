@@ -94,7 +94,8 @@ stage_decode() {
         --out "$exp/decode/$split/score_words"
     fi
   done
-  # Chance level: unpaired text phones cut to each reference's length, scored like the system (asr_gan.scoring.chance).
+  # Chance level: unpaired text phones cut to a share of each reference's length, the share with the lowest PER
+  # (shorter random text trades substitutions for deletions), scored like the system (asr_gan.scoring.chance).
   for split in $dev_split $test_splits; do
     stage_cmd $py -m asr_gan.scoring.chance --ref "$text/$split.phn" --text "$text/train_text.phn" \
       --out "$exp/chance/${split}_hyp.phn"
@@ -139,7 +140,7 @@ run_gan_stages() {
   run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; ${settings:+settings: $settings}${settings:-grid: ${grid:-none}}), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
   run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
-  run_stage $((n + 4)) "decode and score $dev_split $test_splits (and their chance level); phones in time for pictures; greedy transcripts of $train_split" stage_decode
+  run_stage $((n + 4)) "decode and score $dev_split $test_splits (and their chance level at its best hypothesis length); phones in time for pictures; greedy transcripts of $train_split" stage_decode
   run_stage $((n + 5)) "self-training: $self_train_rounds round(s) of a frame-level BiLSTM CTC student ($self_train_layers x $self_train_hidden, $self_train_epochs epochs)" stage_self_train
   run_stage $((n + 6)) "RESULTS.md, RESULTS.json and pictures" stage_results
 }

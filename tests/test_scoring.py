@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import jiwer
+import numpy as np
 import pytest
 
 from asr_gan.scoring import (SILENCE_TOKENS, TranscriptFormatError, align, fold_to_39, format_report,
@@ -394,6 +395,8 @@ def test_chance_hypotheses_are_text_phones_of_the_reference_length_and_score_nea
     assert hyps == text_hypotheses(refs, text, seed=1)  # seeded: the same file every run
     with pytest.raises(ValueError, match="no phones"):
         text_hypotheses(refs, [["<SIL>"]])
+    assert [len(h) for h in text_hypotheses(refs, text, seed=1, length_ratio=0.5).values()] == [2, 4]
+    assert [len(h) for h in text_hypotheses(refs, text, seed=1, length_ratio=0.1).values()] == [1, 1]
 
     (tmp_path / "ref.phn").write_text("u1 a b c\nu2 d d d d d d d\n")
     (tmp_path / "text.phn").write_text("x y\nz\n")
@@ -401,6 +404,8 @@ def test_chance_hypotheses_are_text_phones_of_the_reference_length_and_score_nea
                         "--out", str(tmp_path / "chance" / "hyp.phn")]) == 0
     scored = score(read_transcripts(tmp_path / "ref.phn"), read_transcripts(tmp_path / "chance" / "hyp.phn"))
     assert scored.error_rate == 1.0  # no shared phone: every position is a substitution
+    ratios = json.loads((tmp_path / "chance" / "hyp_ratios.json").read_text())
+    assert len(ratios["per_by_ratio"]) == 7 and set(ratios["per_by_ratio"].values()) == {1.0}
     (tmp_path / "bad.phn").write_bytes(b"\xff\xfe x\n")
     assert chance_main(["--ref", str(tmp_path / "ref.phn"), "--text", str(tmp_path / "bad.phn"),
                         "--out", str(tmp_path / "o.phn")]) == 1
@@ -408,3 +413,18 @@ def test_chance_hypotheses_are_text_phones_of_the_reference_length_and_score_nea
                         "--out", str(tmp_path / "o.phn")]) == 1
     err = capsys.readouterr().err
     assert "bad.phn: not UTF-8" in err and "missing.phn" in err
+
+
+def test_chance_level_is_the_lowest_per_over_hypothesis_lengths():
+    """Random text shorter than the reference scores lower than random text of its length; chance takes the lowest."""
+    from asr_gan.scoring.chance import lowest_chance
+
+    rng = np.random.default_rng(0)
+    phones = [f"p{i}" for i in range(8)]
+    refs = {f"u{i}": list(rng.choice(phones, size=30)) for i in range(20)}
+    text = [list(rng.choice(phones, size=12)) for _ in range(200)]
+    ratio, hyps, pers = lowest_chance(refs, text, seed=3, ratios=(0.5, 1.0))
+    assert pers[ratio] == min(pers.values()) and ratio == 0.5 and pers[0.5] < pers[1.0] - 0.02
+    assert score(refs, hyps).error_rate == pytest.approx(pers[0.5])
+    with pytest.raises(ValueError, match="positive"):
+        lowest_chance(refs, text, ratios=(0.0, 1.0))
