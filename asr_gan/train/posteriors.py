@@ -1,0 +1,89 @@
+"""A trained CTC phone model's log-posteriors, stored as a feature set: the GAN's "oracle features".
+
+When the GAN does not learn, two causes are mixed: features in which phones do not separate, and a search
+(the adversarial game over the phone inventory) that does not find the mapping even when they do. Training
+the GAN on the supervised topline's per-position log-posteriors over the same segments takes the first cause
+away: the argmax of these features already transcribes the training audio at the topline's training PER, so
+a GAN that fails on them fails in its search, not in its input.
+
+Each output row is one input position (before the topline's `--upsample` repetition), with P + 1 columns:
+the log-posterior of every phone and of the CTC blank (last). `python -m asr_gan.train` reads the folder
+like any other segment features.
+
+CLI: python -m asr_gan.train.posteriors --checkpoint exp/demo/topline/checkpoint_best.pt \
+        --features exp/demo/feats/mfcc/segments/train --out exp/demo/oracle/train
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asr_gan.features.storage import FeatureSet, FeatureSetWriter
+from asr_gan.models.ctc_model import CTCPhoneModel
+from asr_gan.train.ctc import length_batches, load_ctc_checkpoint, load_feature_set, pad_batch
+
+
+@torch.no_grad()
+def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int = 20000,
+                   progress: bool = True) -> list[np.ndarray]:
+    """(T', P + 1) float32 log-posteriors for every utterance of `features`, in its order."""
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = [int(np.shape(features[i])[0]) for i in range(len(features))]
+    outputs: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(features)
+    batches = length_batches(lengths, batch_frames, shuffle=False, rng=random.Random(0))
+    for batch in tqdm(batches, desc="[posteriors]", disable=not progress, leave=False):
+        x, mask = pad_batch([np.asarray(features[i], dtype=np.float32) for i in batch])
+        logits, out_mask = model(x.to(device), mask.to(device))
+        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+        out_lengths = (~out_mask).sum(dim=1).cpu().numpy()
+        for row, i in enumerate(batch):
+            outputs[i] = log_probs[row, :out_lengths[row]]
+    return outputs
+
+
+def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str | Path,
+                     device: str = "cpu", progress: bool = True) -> FeatureSet:
+    model, inventory, _ = load_ctc_checkpoint(checkpoint, device)
+    features = load_feature_set(features_dir)
+    outputs = log_posteriors(model, features, progress=progress)
+    if any(len(o) == 0 for o in outputs):
+        empty = [features.utt_ids[i] for i, o in enumerate(outputs) if len(o) == 0]
+        raise ValueError(f"{features_dir}: the model gives no output position for {len(empty)} utterance(s), "
+                         f"e.g. {empty[0]}")
+    meta = {"kind": "ctc_log_posteriors", "checkpoint": str(checkpoint), "source": str(features_dir),
+            "columns": list(inventory.symbols) + ["<blank>"]}
+    with FeatureSetWriter(out, outputs[0].shape[1], meta=meta) as writer:
+        for utt_id, array in zip(features.utt_ids, outputs):
+            writer.add(utt_id, array)
+    return FeatureSet(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.posteriors", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint of python -m asr_gan.train.ctc")
+    parser.add_argument("--features", required=True, help="the feature set the model reads (its segments)")
+    parser.add_argument("--out", required=True, help="output feature set folder")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if Path(args.out, "meta.json").is_file():
+        print(f"[posteriors] {args.out} exists; remove it to write it again", file=sys.stderr)
+        return 2
+    try:
+        written = write_posteriors(args.checkpoint, args.features, args.out, args.device)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"[posteriors] error: {err}", file=sys.stderr)
+        return 1
+    print(f"[posteriors] wrote {len(written)} utterances, {written.features.shape[1]} columns, to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
