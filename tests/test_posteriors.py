@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
@@ -62,3 +63,22 @@ def test_posteriors_cli_refuses_to_overwrite_and_names_a_missing_checkpoint(tmp_
     missing = tmp_path / "nope.pt"
     assert main(["--checkpoint", str(missing), "--features", str(segments), "--out", str(tmp_path / "o2")]) == 1
     assert str(missing) in capsys.readouterr().err
+
+
+def test_greedy_per_of_the_posteriors_is_the_models_per(tmp_path):
+    segments, checkpoint, model = _segments_and_checkpoint(tmp_path)
+    source = FeatureSet(segments)
+    hyps = transcribe(model, source, list(range(len(source))), torch.device("cpu"))
+    # References: the model's own reading for utt0-utt2 (0 errors), one phone appended to utt3's (1 insertion
+    # deleted from the hypothesis), utt4 left out (not scored).
+    refs = {u: [PHONES[i] for i in h] for u, h in zip(source.utt_ids[:3], hyps[:3])}
+    refs["utt3"] = [PHONES[i] for i in hyps[3]] + ["AA"]
+    labels = tmp_path / "refs.phn"
+    labels.write_text("".join(f"{u} {' '.join(p)}\n" for u, p in refs.items()))
+    out = tmp_path / "oracle"
+    assert main(["--checkpoint", str(checkpoint), "--features", str(segments), "--out", str(out),
+                 "--labels", str(labels)]) == 0
+    meta = FeatureSet(out).meta
+    non_silence = sum(len([p for p in r if p != "<SIL>"]) for r in refs.values())
+    assert meta["greedy_per_utterances"] == 4
+    assert meta["greedy_per"] == pytest.approx(1 / non_silence)

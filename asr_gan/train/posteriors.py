@@ -27,7 +27,16 @@ from tqdm import tqdm
 
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
 from asr_gan.models.ctc_model import CTCPhoneModel
-from asr_gan.train.ctc import length_batches, load_ctc_checkpoint, load_feature_set, pad_batch
+from asr_gan.text.phones import PhoneInventory
+from asr_gan.train.ctc import (
+    ctc_greedy_decode,
+    length_batches,
+    load_ctc_checkpoint,
+    load_feature_set,
+    pad_batch,
+    phone_error_rate,
+    read_phone_labels,
+)
 
 
 @torch.no_grad()
@@ -49,8 +58,24 @@ def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int
     return outputs
 
 
+def greedy_per(outputs: list[np.ndarray], utt_ids: list[str], labels_path: str | Path,
+               inventory: PhoneInventory) -> tuple[float, int]:
+    """PER of the greedy CTC reading of `outputs` against `labels_path` (silence ignored), and utterances scored.
+
+    This is how good the oracle is: a GAN that learnt the identity mapping on these features would score it.
+    """
+    refs = read_phone_labels(labels_path)
+    pairs = [(refs[u], inventory.decode(ctc_greedy_decode(torch.from_numpy(o), len(o), blank=len(inventory))))
+             for u, o in zip(utt_ids, outputs) if u in refs]
+    if not pairs:
+        raise ValueError(f"{labels_path}: no utterance id matches the feature set's")
+    ignore = [inventory.silence] if inventory.silence else []
+    return phone_error_rate([r for r, _ in pairs], [h for _, h in pairs], ignore), len(pairs)
+
+
 def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str | Path,
-                     device: str = "cpu", progress: bool = True) -> FeatureSet:
+                     labels: str | Path | None = None, device: str = "cpu", progress: bool = True) -> FeatureSet:
+    """Write the log-posteriors of `features_dir` to `out`; with `labels`, their greedy PER goes into meta.json."""
     model, inventory, _ = load_ctc_checkpoint(checkpoint, device)
     features = load_feature_set(features_dir)
     outputs = log_posteriors(model, features, progress=progress)
@@ -58,8 +83,11 @@ def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str 
         empty = [features.utt_ids[i] for i, o in enumerate(outputs) if len(o) == 0]
         raise ValueError(f"{features_dir}: the model gives no output position for {len(empty)} utterance(s), "
                          f"e.g. {empty[0]}")
-    meta = {"kind": "ctc_log_posteriors", "checkpoint": str(checkpoint), "source": str(features_dir),
-            "columns": list(inventory.symbols) + ["<blank>"]}
+    meta: dict[str, object] = {"kind": "ctc_log_posteriors", "checkpoint": str(checkpoint),
+                               "source": str(features_dir), "columns": list(inventory.symbols) + ["<blank>"]}
+    if labels is not None:
+        per, scored = greedy_per(outputs, list(features.utt_ids), labels, inventory)
+        meta.update(labels=str(labels), greedy_per=per, greedy_per_utterances=scored)
     with FeatureSetWriter(out, outputs[0].shape[1], meta=meta) as writer:
         for utt_id, array in zip(features.utt_ids, outputs):
             writer.add(utt_id, array)
@@ -71,17 +99,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of python -m asr_gan.train.ctc")
     parser.add_argument("--features", required=True, help="the feature set the model reads (its segments)")
     parser.add_argument("--out", required=True, help="output feature set folder")
+    parser.add_argument("--labels", help="reference phones (`utt ph ...`): report the PER of the posteriors' "
+                        "greedy CTC reading, the best a GAN on them could do by learning the identity")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if Path(args.out, "meta.json").is_file():
         print(f"[posteriors] {args.out} exists; remove it to write it again", file=sys.stderr)
         return 2
     try:
-        written = write_posteriors(args.checkpoint, args.features, args.out, args.device)
+        written = write_posteriors(args.checkpoint, args.features, args.out, args.labels, args.device)
     except (FileNotFoundError, ValueError) as err:
         print(f"[posteriors] error: {err}", file=sys.stderr)
         return 1
     print(f"[posteriors] wrote {len(written)} utterances, {written.features.shape[1]} columns, to {args.out}")
+    if args.labels:
+        meta = written.meta
+        print(f"[posteriors] greedy PER of these posteriors: {100 * meta['greedy_per']:.2f}% "
+              f"on {meta['greedy_per_utterances']} utterances (silence ignored)")
     return 0
 
 
