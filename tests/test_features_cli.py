@@ -143,3 +143,28 @@ def test_second_rank_finishing_last_merges(corpus, tmp_path):
     assert not (out / "meta.json").exists()
     assert _extract(manifest, out, "--shard", "0/2") == 0
     assert FeatureSet(out).utt_ids == [f"utt{i}" for i in range(5)]
+
+
+def test_extract_refuses_a_folder_made_with_other_settings(corpus, tmp_path, capsys):
+    _, manifest = corpus
+    out = tmp_path / "train"
+    assert _extract(manifest, out, "--cmvn", "utterance") == 0
+    before = np.asarray(FeatureSet(out).features).copy()
+    capsys.readouterr()
+    # The same settings reuse the finished folder; other ones are an error that says what differs.
+    assert _extract(manifest, out, "--cmvn", "utterance", "--num-workers", "2") == 0
+    assert "already extracted" in capsys.readouterr().out
+    assert _extract(manifest, out, "--cmvn", "speaker") == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "cmvn: 'utterance' there, 'speaker' asked" in err
+    assert _extract(manifest, out, "--num-ceps", "20") == 2
+    assert "frontend" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(FeatureSet(out).features), before)  # nothing was touched
+    # A half-extracted folder is resumed only with its own settings and shard size.
+    half = tmp_path / "half"
+    assert _extract(manifest, half, "--shard", "0/2") == 0 and not (half / "meta.json").exists()
+    assert _extract(manifest, half, "--no-deltas") == 2
+    assert "half extracted" in capsys.readouterr().err
+    assert main(["extract", "--manifest", str(manifest), "--out", str(half), "--shard-size", "3"]) == 2
+    assert "shard_size: 2 there, 3 asked" in capsys.readouterr().err
+    assert _extract(manifest, half) == 0 and (half / "meta.json").is_file()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from asr_gan.features.extract import ExtractConfig, extract, merge_shards
+from asr_gan.features.extract import ExtractConfig, SettingsMismatch, extract, merge_shards
 from asr_gan.features.frontends import FrontendConfig
 from asr_gan.features.pipeline import FeaturePipeline, SegmentConfig
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
@@ -66,7 +66,11 @@ def _extract_config(args: argparse.Namespace) -> ExtractConfig:
 def cmd_extract(args: argparse.Namespace) -> int:
     config = _extract_config(args)
     _print_config("extract", config)
-    extract(config)
+    try:
+        extract(config)
+    except SettingsMismatch as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -269,13 +269,52 @@ def build_frame_rate(frontend: FrontendConfig) -> float:
 # --------------------------------------------------------------------------------------------------------- run
 
 
+class SettingsMismatch(ValueError):
+    """An output folder holds features (or shards) made with other settings than the ones asked for."""
+
+
+def _settings(frontend: dict, vad: dict | None, cmvn: str, dtype: str, manifest: str) -> dict:
+    """What decides the stored values. The device does not (a CUDA and a CPU run of one model agree)."""
+    return {"frontend": {k: v for k, v in frontend.items() if k != "device"}, "vad": vad, "cmvn": cmvn,
+            "dtype": dtype, "manifest": str(Path(manifest).resolve())}
+
+
+def _requested_settings(config: ExtractConfig) -> dict:
+    return json.loads(json.dumps(_settings(config.frontend.to_dict(), config.vad.to_dict() if config.vad else None,
+                                           config.cmvn, config.dtype, config.manifest), default=str))
+
+
+def _check_same_settings(out: Path, stored: dict, wanted: dict, what: str) -> None:
+    differ = [f"{key}: {stored.get(key)!r} there, {wanted[key]!r} asked" for key in wanted
+              if stored.get(key) != wanted[key]]
+    if differ:
+        raise SettingsMismatch(f"{out}: {what} with other settings ({'; '.join(differ)}); delete the folder "
+                               "to redo it, or choose another --out")
+
+
 def extract(config: ExtractConfig) -> dict:
-    """Extract this process's shards, then merge if every shard is finished. Returns a summary dict."""
+    """Extract this process's shards, then merge if every shard is finished. Returns a summary dict.
+
+    A finished `out` is reused, and an unfinished one resumed, only when it was made with the same frontend,
+    VAD, CMVN, dtype and manifest (and, for shards, shard size); otherwise `SettingsMismatch` says what differs.
+    """
     out = Path(config.out)
+    wanted = _requested_settings(config)
     if (out / "meta.json").is_file():
         fs = FeatureSet(out)
+        meta = fs.meta
+        if "frontend" in meta:  # feature sets written by `extract` (imported ones carry other metadata)
+            stored = _settings(meta["frontend"], meta.get("vad"), meta.get("cmvn"), meta.get("dtype"),
+                               meta.get("manifest", ""))
+            _check_same_settings(out, stored, wanted, "already extracted")
         print(f"{out}: already extracted ({len(fs)} utterances); delete it to redo")
         return {"utterances": len(fs), "skipped": fs.meta.get("num_skipped", 0), "already_done": True}
+    saved = out / "extract_config.json"
+    if saved.is_file():
+        data = json.loads(saved.read_text())
+        stored = {**_settings(data["frontend"], data.get("vad"), data["cmvn"], data["dtype"], data["manifest"]),
+                  "shard_size": data["shard_size"]}
+        _check_same_settings(out, stored, {**wanted, "shard_size": config.shard_size}, "half extracted")
     utts = read_manifest(config.manifest)
     if not utts:
         raise ValueError(f"{config.manifest}: empty manifest")
