@@ -82,3 +82,16 @@ def test_greedy_per_of_the_posteriors_is_the_models_per(tmp_path):
     non_silence = sum(len([p for p in r if p != "<SIL>"]) for r in refs.values())
     assert meta["greedy_per_utterances"] == 4
     assert meta["greedy_per"] == pytest.approx(1 / non_silence)
+
+
+def test_no_blank_renormalises_over_the_phones(tmp_path):
+    segments, checkpoint, model = _segments_and_checkpoint(tmp_path)
+    with_blank, without = tmp_path / "with", tmp_path / "without"
+    assert main(["--checkpoint", str(checkpoint), "--features", str(segments), "--out", str(with_blank)]) == 0
+    assert main(["--checkpoint", str(checkpoint), "--features", str(segments), "--out", str(without),
+                 "--no-blank"]) == 0
+    full, phones = FeatureSet(with_blank), FeatureSet(without)
+    assert phones.features.shape[1] == len(PHONES) and phones.meta["columns"] == PHONES
+    for i in range(len(full)):
+        kept = np.exp(np.asarray(full[i])[:, :-1])
+        np.testing.assert_allclose(np.exp(phones[i]), kept / kept.sum(axis=1, keepdims=True), atol=1e-5)

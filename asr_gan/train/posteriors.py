@@ -7,8 +7,10 @@ away: the argmax of these features already transcribes the training audio at the
 a GAN that fails on them fails in its search, not in its input.
 
 Each output row is one input position (before the topline's `--upsample` repetition), with P + 1 columns:
-the log-posterior of every phone and of the CTC blank (last). `python -m asr_gan.train` reads the folder
-like any other segment features.
+the log-posterior of every phone and of the CTC blank (last). With `--no-blank` the blank column is dropped
+and the phones renormalised (P columns): a position the topline gave to the blank then names its likeliest
+phone, so every position carries a phone, as a segment of real audio does. `python -m asr_gan.train` reads
+the folder like any other segment features.
 
 CLI: python -m asr_gan.train.posteriors --checkpoint exp/demo/topline/checkpoint_best.pt \
         --features exp/demo/feats/mfcc/segments/train --out exp/demo/oracle/train
@@ -41,8 +43,9 @@ from asr_gan.train.ctc import (
 
 @torch.no_grad()
 def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int = 20000,
-                   progress: bool = True) -> list[np.ndarray]:
-    """(T', P + 1) float32 log-posteriors for every utterance of `features`, in its order."""
+                   progress: bool = True, blank: bool = True) -> list[np.ndarray]:
+    """(T', P + 1) float32 log-posteriors for every utterance of `features`, in its order; (T', P) without
+    the blank, renormalised over the phones."""
     model.eval()
     device = next(model.parameters()).device
     lengths = [int(np.shape(features[i])[0]) for i in range(len(features))]
@@ -51,7 +54,8 @@ def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int
     for batch in tqdm(batches, desc="[posteriors]", disable=not progress, leave=False):
         x, mask = pad_batch([np.asarray(features[i], dtype=np.float32) for i in batch])
         logits, out_mask = model(x.to(device), mask.to(device))
-        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+        logits = logits.float() if blank else logits.float()[..., :-1]  # the blank is the last output
+        log_probs = torch.log_softmax(logits, dim=-1).cpu().numpy()
         out_lengths = (~out_mask).sum(dim=1).cpu().numpy()
         for row, i in enumerate(batch):
             outputs[i] = log_probs[row, :out_lengths[row]]
@@ -59,12 +63,14 @@ def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int
 
 
 def greedy_per(outputs: list[np.ndarray], utt_ids: list[str], labels_path: str | Path,
-               inventory: PhoneInventory) -> tuple[float, int]:
-    """PER of the greedy CTC reading of `outputs` against `labels_path` (silence ignored), and utterances scored.
+               inventory: PhoneInventory, blank: bool = True) -> tuple[float, int]:
+    """PER of the greedy reading of `outputs` against `labels_path` (silence ignored), and utterances scored.
 
-    This is how good the oracle is: a GAN that learnt the identity mapping on these features would score it.
+    The reading is the GAN's: the argmax per position, runs merged (blanks dropped when there is a blank
+    column). This is how good the oracle is: a GAN that learnt the identity on these features would score it.
     """
     refs = read_phone_labels(labels_path)
+    # Without a blank column, index len(inventory) never wins the argmax and greedy CTC is merge-runs.
     pairs = [(refs[u], inventory.decode(ctc_greedy_decode(torch.from_numpy(o), len(o), blank=len(inventory))))
              for u, o in zip(utt_ids, outputs) if u in refs]
     if not pairs:
@@ -74,19 +80,20 @@ def greedy_per(outputs: list[np.ndarray], utt_ids: list[str], labels_path: str |
 
 
 def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str | Path,
-                     labels: str | Path | None = None, device: str = "cpu", progress: bool = True) -> FeatureSet:
+                     labels: str | Path | None = None, blank: bool = True, device: str = "cpu",
+                     progress: bool = True) -> FeatureSet:
     """Write the log-posteriors of `features_dir` to `out`; with `labels`, their greedy PER goes into meta.json."""
     model, inventory, _ = load_ctc_checkpoint(checkpoint, device)
     features = load_feature_set(features_dir)
-    outputs = log_posteriors(model, features, progress=progress)
+    outputs = log_posteriors(model, features, progress=progress, blank=blank)
     if any(len(o) == 0 for o in outputs):
         empty = [features.utt_ids[i] for i, o in enumerate(outputs) if len(o) == 0]
         raise ValueError(f"{features_dir}: the model gives no output position for {len(empty)} utterance(s), "
                          f"e.g. {empty[0]}")
     meta: dict[str, object] = {"kind": "ctc_log_posteriors", "checkpoint": str(checkpoint),
-                               "source": str(features_dir), "columns": list(inventory.symbols) + ["<blank>"]}
+                               "source": str(features_dir), "columns": list(inventory.symbols) + (["<blank>"] if blank else [])}
     if labels is not None:
-        per, scored = greedy_per(outputs, list(features.utt_ids), labels, inventory)
+        per, scored = greedy_per(outputs, list(features.utt_ids), labels, inventory, blank)
         meta.update(labels=str(labels), greedy_per=per, greedy_per_utterances=scored)
     with FeatureSetWriter(out, outputs[0].shape[1], meta=meta) as writer:
         for utt_id, array in zip(features.utt_ids, outputs):
@@ -101,13 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output feature set folder")
     parser.add_argument("--labels", help="reference phones (`utt ph ...`): report the PER of the posteriors' "
                         "greedy CTC reading, the best a GAN on them could do by learning the identity")
+    parser.add_argument("--no-blank", action="store_true",
+                        help="drop the blank column and renormalise: every position names a phone")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if Path(args.out, "meta.json").is_file():
         print(f"[posteriors] {args.out} exists; remove it to write it again", file=sys.stderr)
         return 2
     try:
-        written = write_posteriors(args.checkpoint, args.features, args.out, args.labels, args.device)
+        written = write_posteriors(args.checkpoint, args.features, args.out, args.labels, not args.no_blank,
+                                   args.device)
     except (FileNotFoundError, ValueError) as err:
         print(f"[posteriors] error: {err}", file=sys.stderr)
         return 1
