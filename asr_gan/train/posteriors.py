@@ -63,7 +63,7 @@ def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int
 
 
 def greedy_per(outputs: list[np.ndarray], utt_ids: list[str], labels_path: str | Path,
-               inventory: PhoneInventory, blank: bool = True) -> tuple[float, int]:
+               inventory: PhoneInventory) -> tuple[float, int]:
     """PER of the greedy reading of `outputs` against `labels_path` (silence ignored), and utterances scored.
 
     The reading is the GAN's: the argmax per position, runs merged (blanks dropped when there is a blank
@@ -90,10 +90,11 @@ def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str 
         empty = [features.utt_ids[i] for i, o in enumerate(outputs) if len(o) == 0]
         raise ValueError(f"{features_dir}: the model gives no output position for {len(empty)} utterance(s), "
                          f"e.g. {empty[0]}")
+    columns = list(inventory.symbols) + (["<blank>"] if blank else [])
     meta: dict[str, object] = {"kind": "ctc_log_posteriors", "checkpoint": str(checkpoint),
-                               "source": str(features_dir), "columns": list(inventory.symbols) + (["<blank>"] if blank else [])}
+                               "source": str(features_dir), "columns": columns}
     if labels is not None:
-        per, scored = greedy_per(outputs, list(features.utt_ids), labels, inventory, blank)
+        per, scored = greedy_per(outputs, list(features.utt_ids), labels, inventory)
         meta.update(labels=str(labels), greedy_per=per, greedy_per_utterances=scored)
     with FeatureSetWriter(out, outputs[0].shape[1], meta=meta) as writer:
         for utt_id, array in zip(features.utt_ids, outputs):
