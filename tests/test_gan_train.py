@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -239,7 +240,10 @@ def test_two_processes_under_torchrun_with_gloo_train_identical_replicas(toy, tm
     path.write_text(yaml.safe_dump(config_to_dict(config)))
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "asr_gan.train",
+    with socket.socket() as probe:  # a free port: a fixed one collides with any other job on the machine
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", port, "-m", "asr_gan.train",
                              "--config", str(path), "--out", str(tmp_path / "ddp")],
                             capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
