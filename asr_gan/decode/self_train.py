@@ -44,7 +44,7 @@ from asr_gan.train.ctc import (
     evaluate_per,
     load_feature_set,
     pair_features_with_labels,
-    phone_error_rate,
+    per_on_common,
     pick_device,
     read_phone_labels,
     train_ctc,
@@ -89,11 +89,8 @@ def label_per(labels: dict[str, list[str]], references: dict[str, list[str]] | N
     """PER of labels against references on the utterances both have; None without references."""
     if not references:
         return None
-    common = [u for u in labels if u in references]
-    if not common:
-        return None
-    ignore = [inventory.silence] if inventory.silence else []
-    return phone_error_rate([references[u] for u in common], [labels[u] for u in common], ignore)
+    scored = per_on_common(references, labels, inventory.silence)
+    return None if scored is None else scored[0]
 
 
 def split_holdout(data: LabelledSet, share: float, seed: int) -> tuple[LabelledSet, LabelledSet | None]:

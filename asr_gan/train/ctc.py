@@ -290,6 +290,17 @@ def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]
     return errors / max(words, 1)
 
 
+def per_on_common(references: dict[str, list[str]], hypotheses: dict[str, list[str]],
+                  silence: str | None) -> tuple[float, int] | None:
+    """PER over the utterances both dicts hold (`silence` ignored on both sides) and how many they are; None
+    when they share none."""
+    common = [u for u in hypotheses if u in references]
+    if not common:
+        return None
+    ignore = [silence] if silence else []
+    return phone_error_rate([references[u] for u in common], [hypotheses[u] for u in common], ignore), len(common)
+
+
 def evaluate_per(model: CTCPhoneModel, data: LabelledSet, inventory: PhoneInventory, device: torch.device,
                  batch_frames: int = 20000, upsample: int = 1, blank_penalty: float = 0.0) -> float:
     hyps = transcribe(model, data.features, data.rows, device, batch_frames, upsample, blank_penalty=blank_penalty)

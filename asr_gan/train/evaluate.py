@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from asr_gan.train.checkpoint import load_generator
-from asr_gan.train.ctc import phone_error_rate, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc import per_on_common, read_phone_labels, write_phone_labels
 from asr_gan.train.data import SequenceBank
 from asr_gan.train.gan import load_feature_sequences
 from asr_gan.train.selection import greedy_phone_ids
@@ -36,14 +36,15 @@ def evaluate(checkpoint: str | Path, features: str | Path, labels: str | Path) -
     outputs = greedy_phone_ids(generator, SequenceBank(sequences, torch.device("cpu")))
     silence = inventory.silence
     hyps = {u: [p for p in inventory.decode(o) if p != silence] for u, o in zip(utt_ids, outputs)}
-    scored = [u for u in utt_ids if u in refs]
-    if not scored:
+    scored = per_on_common(refs, hyps, silence)
+    if scored is None:
         raise ValueError(f"{labels}: no utterance id matches {features}")
-    ref_lists = [[p for p in refs[u] if p != silence] for u in scored]
-    return {"per": phone_error_rate(ref_lists, [hyps[u] for u in scored], ()),
-            "utterances": len(scored),
-            "hyp_phones_per_utt": sum(len(hyps[u]) for u in scored) / len(scored),
-            "ref_phones_per_utt": sum(len(r) for r in ref_lists) / len(scored),
+    per, count = scored
+    common = [u for u in hyps if u in refs]
+    return {"per": per,
+            "utterances": count,
+            "hyp_phones_per_utt": sum(len(hyps[u]) for u in common) / count,
+            "ref_phones_per_utt": sum(sum(p != silence for p in refs[u]) for u in common) / count,
             "hypotheses": hyps}
 
 

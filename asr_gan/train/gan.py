@@ -393,13 +393,12 @@ class GanTrainer:
         score = weighted_lm_ppl(outputs, self.inventory, self.lm)
         record.update({k: round(v, 5) for k, v in asdict(score).items()})
         if self.valid_refs is not None:
-            from asr_gan.train.ctc import phone_error_rate
+            from asr_gan.train.ctc import per_on_common
 
-            pairs = [(self.valid_refs[u], self.inventory.decode(o)) for u, o in zip(self.valid_ids, outputs)
-                     if u in self.valid_refs]
-            if pairs:
-                ignore = [self.inventory.silence] if self.inventory.silence else []
-                record["valid_per"] = round(phone_error_rate([r for r, _ in pairs], [h for _, h in pairs], ignore), 5)
+            hyps = {u: self.inventory.decode(o) for u, o in zip(self.valid_ids, outputs)}
+            scored = per_on_common(self.valid_refs, hyps, self.inventory.silence)
+            if scored is not None:
+                record["valid_per"] = round(scored[0], 5)
         return record
 
     # -------------------------------------------------------------------------------------------- loop

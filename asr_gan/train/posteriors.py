@@ -36,7 +36,7 @@ from asr_gan.train.ctc import (
     load_ctc_checkpoint,
     load_feature_set,
     pad_batch,
-    phone_error_rate,
+    per_on_common,
     read_phone_labels,
 )
 
@@ -71,12 +71,12 @@ def greedy_per(outputs: list[np.ndarray], utt_ids: list[str], labels_path: str |
     """
     refs = read_phone_labels(labels_path)
     # Without a blank column, index len(inventory) never wins the argmax and greedy CTC is merge-runs.
-    pairs = [(refs[u], inventory.decode(ctc_greedy_decode(torch.from_numpy(o), len(o), blank=len(inventory))))
-             for u, o in zip(utt_ids, outputs) if u in refs]
-    if not pairs:
+    hyps = {u: inventory.decode(ctc_greedy_decode(torch.from_numpy(o), len(o), blank=len(inventory)))
+            for u, o in zip(utt_ids, outputs) if u in refs}
+    scored = per_on_common(refs, hyps, inventory.silence)
+    if scored is None:
         raise ValueError(f"{labels_path}: no utterance id matches the feature set's")
-    ignore = [inventory.silence] if inventory.silence else []
-    return phone_error_rate([r for r, _ in pairs], [h for _, h in pairs], ignore), len(pairs)
+    return scored
 
 
 def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str | Path,
