@@ -1,0 +1,300 @@
+"""Label-free phone labels by decipherment: k-means cluster ids of the segments read as a cipher of phones.
+
+Each utterance's segments are clustered (k-means on standardised rows); the cluster sequence is modelled by an
+HMM whose hidden states are phones. Transitions are fixed by the unpaired text: a phone either stays (its own
+self-loop probability, learnt, since a phone spans one or more segments) or moves on as the text's phone bigram
+says. Emissions P(cluster | phone) are learnt by EM (Baum-Welch), the classic decipherment of substitution
+ciphers (Knight et al. 2006). EM's answer depends on where it starts: from random emissions it stalls in local
+optima, so every restart starts from a frequency match (a phone emits most likely the clusters whose frequency
+rank is near its own rank in the text), with multiplicative noise after the first. The restart with the highest
+likelihood is kept: no transcription is read.
+
+The Viterbi path gives every segment a phone (silence included): `train.segments` warm-starts the GAN's
+generator (`warm_start_labels`), `train.phn` holds the merged phones for scoring and self-training.
+
+CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
+        --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asr_gan.features.segmentation import assign_clusters, fit_kmeans
+from asr_gan.text.phones import PhoneInventory
+from asr_gan.train.ctc import per_on_common, read_phone_labels, write_phone_labels
+from asr_gan.train.data import read_phone_text
+
+_FLOOR = 1e-300
+
+
+@dataclass
+class PhoneHmm:
+    """Start (P,), text bigram transitions (P, P) row-stochastic, self-loop (P,), emissions (P, K)."""
+
+    start: torch.Tensor
+    bigram: torch.Tensor
+    stay: torch.Tensor
+    emissions: torch.Tensor
+
+    def transitions(self) -> torch.Tensor:
+        eye = torch.eye(len(self.stay), dtype=self.bigram.dtype, device=self.bigram.device)
+        return self.stay[:, None] * eye + (1 - self.stay)[:, None] * self.bigram
+
+
+@dataclass
+class DecipherResult:
+    hmm: PhoneHmm
+    log_likelihoods: list[float] = field(default_factory=list)  # final value of every restart
+    selected: int = 0
+    seconds: float = 0.0
+
+
+def text_bigram(text: Sequence[np.ndarray], num_phones: int, smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start distribution (P,) and row-stochastic bigram (P, P) of phone-id sentences, add-`smoothing`."""
+    start = np.full(num_phones, smoothing)
+    counts = np.full((num_phones, num_phones), smoothing)
+    for sentence in text:
+        if len(sentence):
+            start[sentence[0]] += 1
+            np.add.at(counts, (sentence[:-1], sentence[1:]), 1.0)
+    return (torch.from_numpy(start / start.sum()),
+            torch.from_numpy(counts / counts.sum(1, keepdims=True)))
+
+
+def frequency_init(cluster_counts: np.ndarray, phone_counts: np.ndarray, width: float,
+                   rng: np.random.Generator | None) -> torch.Tensor:
+    """Emissions (P, K) that favour clusters whose frequency rank (share of K) is near the phone's (share of P)."""
+    phone_rank = np.argsort(np.argsort(-phone_counts)) / len(phone_counts)
+    cluster_rank = np.argsort(np.argsort(-cluster_counts)) / len(cluster_counts)
+    scores = np.exp(-np.abs(phone_rank[:, None] - cluster_rank[None, :]) / width)
+    if rng is not None:
+        scores = scores * (0.5 + rng.random(scores.shape))
+    return torch.from_numpy(scores / scores.sum(1, keepdims=True))
+
+
+def _pad(sequences: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    obs = torch.zeros(len(sequences), width, dtype=torch.long)
+    mask = torch.zeros(len(sequences), width, dtype=torch.bool)  # True = real position
+    for i, s in enumerate(sequences):
+        obs[i, :len(s)] = torch.from_numpy(np.asarray(s, dtype=np.int64))
+        mask[i, :len(s)] = True
+    return obs, mask
+
+
+def _chunks(sequences: Sequence[np.ndarray], size: int) -> list[list[int]]:
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def expected_counts(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """One E-step on a padded chunk: expected emission counts (P, K), expected self-loop uses and other moves
+    out of each phone (2, P), and the log-likelihood.
+
+    Scaled forward-backward; padding positions copy the last real state so they contribute nothing.
+    """
+    batch, width = obs.shape
+    phones, clusters = hmm.emissions.shape
+    trans = hmm.transitions()
+    emit = hmm.emissions.T[obs]  # (B, T, P)
+    alpha = torch.empty(batch, width, phones, dtype=trans.dtype)
+    scale = torch.ones(batch, width, dtype=trans.dtype)
+    a = hmm.start * emit[:, 0]
+    scale[:, 0] = a.sum(1).clamp_min(_FLOOR)
+    alpha[:, 0] = a / scale[:, 0:1]
+    for t in range(1, width):
+        a = (alpha[:, t - 1] @ trans) * emit[:, t]
+        real = mask[:, t]
+        total = a.sum(1).clamp_min(_FLOOR)
+        alpha[:, t] = torch.where(real[:, None], a / total[:, None], alpha[:, t - 1])
+        scale[:, t] = torch.where(real, total, torch.ones_like(total))
+    beta = torch.ones(batch, width, phones, dtype=trans.dtype)
+    stays = torch.zeros(phones, dtype=trans.dtype)
+    leaves = torch.zeros(phones, dtype=trans.dtype)
+    for t in range(width - 2, -1, -1):
+        real_next = mask[:, t + 1]
+        carried = emit[:, t + 1] * beta[:, t + 1] / scale[:, t + 1:t + 2]
+        beta[:, t] = torch.where(real_next[:, None], carried @ trans.T, beta[:, t + 1])
+        occupancy = alpha[:, t] * beta[:, t] * real_next[:, None]
+        # the self-loop's share of p -> p (the text bigram can also repeat a phone)
+        stay = alpha[:, t] * hmm.stay * carried * real_next[:, None]
+        stays += stay.sum(0)
+        leaves += (occupancy - stay).sum(0)
+    gamma = (alpha * beta)[mask]  # (N, P)
+    counts = torch.zeros(clusters, phones, dtype=trans.dtype).index_add_(0, obs[mask], gamma).T
+    return counts, torch.stack([stays, leaves]), float(torch.log(scale).sum())
+
+
+def viterbi(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Best phone per position (B, T) of a padded chunk (padding positions repeat the last phone)."""
+    batch, width = obs.shape
+    phones = hmm.emissions.shape[0]
+    log_trans = hmm.transitions().clamp_min(_FLOOR).log()
+    log_emit = hmm.emissions.clamp_min(_FLOOR).log().T[obs]
+    score = hmm.start.clamp_min(_FLOOR).log() + log_emit[:, 0]
+    back = torch.zeros(batch, width, phones, dtype=torch.long)
+    keep = torch.arange(phones).expand(batch, phones)
+    for t in range(1, width):
+        best, arg = (score[:, :, None] + log_trans).max(1)
+        real = mask[:, t]
+        score = torch.where(real[:, None], best + log_emit[:, t], score)
+        back[:, t] = torch.where(real[:, None], arg, keep)
+    path = torch.zeros(batch, width, dtype=torch.long)
+    current = score.argmax(1)
+    rows = torch.arange(batch)
+    for t in range(width - 1, -1, -1):
+        path[:, t] = current
+        current = back[rows, t, current]
+    return path
+
+
+def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np.ndarray], num_phones: int,
+        restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
+        progress: bool = True) -> DecipherResult:
+    """EM from `restarts` frequency-matched starts; keeps the one with the highest likelihood."""
+    began = time.time()
+    start, bigram = text_bigram(text, num_phones)
+    phone_counts = np.bincount(np.concatenate(list(text)), minlength=num_phones).astype(np.float64)
+    cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
+    chunks = [_pad([cluster_seqs[i] for i in rows]) for rows in _chunks(cluster_seqs, chunk)]
+    rng = np.random.default_rng(seed)
+    result: DecipherResult | None = None
+    likelihoods: list[float] = []
+    bar = tqdm(total=restarts * iterations, desc="[decipher] EM", unit="it", disable=not progress,
+               dynamic_ncols=True)
+    for restart in range(restarts):
+        hmm = PhoneHmm(start, bigram, torch.full((num_phones,), 0.5, dtype=torch.float64),
+                       frequency_init(cluster_counts, phone_counts, width, rng if restart else None))
+        log_likelihood = -math.inf
+        for _ in range(iterations):
+            counts = torch.zeros(num_phones, num_clusters, dtype=torch.float64)
+            moves = torch.zeros(2, num_phones, dtype=torch.float64)
+            log_likelihood = 0.0
+            for obs, mask in chunks:
+                c, m, ll = expected_counts(hmm, obs, mask)
+                counts += c
+                moves += m
+                log_likelihood += ll
+            hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
+            hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
+            bar.update(1)
+            bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
+        likelihoods.append(log_likelihood)
+        if result is None or log_likelihood > max(likelihoods[:-1]):
+            result = DecipherResult(hmm, selected=restart)
+    bar.close()
+    assert result is not None
+    result.log_likelihoods = likelihoods
+    result.seconds = time.time() - began
+    return result
+
+
+def decode(hmm: PhoneHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
+    """Viterbi phone id of every segment, in the input's order."""
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cluster_seqs)
+    for rows in _chunks(cluster_seqs, chunk):
+        obs, mask = _pad([cluster_seqs[i] for i in rows])
+        path = viterbi(hmm, obs, mask)
+        for j, i in enumerate(rows):
+            out[i] = path[j, :len(cluster_seqs[i])].numpy()
+    return out
+
+
+def merged_phones(ids: np.ndarray, inventory: PhoneInventory) -> list[str]:
+    """Segment phone ids -> the utterance's phones: runs merged, silence dropped, runs merged again."""
+    phones: list[str] = []
+    for phone in inventory.decode(ids.tolist()):
+        if phone != inventory.silence and (not phones or phones[-1] != phone):
+            phones.append(phone)
+    return phones
+
+
+def cluster_sequences(features: Sequence[np.ndarray], centroids: np.ndarray, mean: np.ndarray,
+                      std: np.ndarray) -> list[np.ndarray]:
+    return [assign_clusters((f - mean) / std, centroids) for f in features]
+
+
+def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
+        iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True) -> dict:
+    """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
+
+    `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
+    scores over classes (another recogniser's posteriors, one-hot unit ids).
+    """
+    from asr_gan.train.gan import load_feature_sequences
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    inventory = PhoneInventory.load(phones)
+    sequences, utt_ids = load_feature_sequences(features)
+    stacked = np.concatenate(sequences)
+    mean, std = stacked.mean(0), stacked.std(0) + 1e-5
+    if clusters > 0:
+        centroids = fit_kmeans((stacked - mean) / std, clusters, seed=seed)
+        cluster_seqs = cluster_sequences(sequences, centroids, mean, std)
+    else:
+        centroids = np.zeros((0, stacked.shape[1]), dtype=np.float32)
+        clusters = stacked.shape[1]
+        cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
+    sentences = read_phone_text(text, inventory)
+    result = fit(cluster_seqs, clusters, sentences, len(inventory), restarts, iterations, seed, progress=progress)
+    paths = decode(result.hmm, cluster_seqs)
+    np.savez(out / "model.npz", centroids=centroids, mean=mean, std=std, start=result.hmm.start.numpy(),
+             bigram=result.hmm.bigram.numpy(), stay=result.hmm.stay.numpy(),
+             emissions=result.hmm.emissions.numpy())
+    write_phone_labels(out / "train.segments", {u: inventory.decode(p.tolist()) for u, p in zip(utt_ids, paths)})
+    hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
+    write_phone_labels(out / "train.phn", hyps)
+    report = {"features": str(features), "symbols": "kmeans" if len(centroids) else "argmax", "clusters": clusters, "restarts": restarts, "iterations": iterations,
+              "seed": seed, "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
+              "selected_restart": result.selected, "seconds": round(result.seconds, 1),
+              "stay_mean": round(float(result.hmm.stay.mean()), 4),
+              "segments_per_phone": round(float(sum(len(s) for s in cluster_seqs))
+                                          / max(1, sum(len(h) for h in hyps.values())), 3)}
+    if labels:
+        scored = per_on_common(read_phone_labels(labels), hyps, inventory.silence)
+        if scored is None:
+            raise ValueError(f"{labels}: no utterance id matches {features}")
+        report["per"] = round(scored[0], 5)
+        report["per_utterances"] = scored[1]
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.decipher", description=__doc__.split("\n")[0])
+    parser.add_argument("--features", required=True, help="segment FeatureSet to label")
+    parser.add_argument("--text", required=True, help="phonemised unpaired text (train_text.phn)")
+    parser.add_argument("--phones", required=True, help="phones.txt")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--clusters", type=int, default=64, help="k-means clusters (cipher symbols); 0 = each row's argmax")
+    parser.add_argument("--restarts", type=int, default=8, help="EM restarts; the most likely is kept")
+    parser.add_argument("--iterations", type=int, default=100, help="EM iterations per restart")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--labels", help="reference phones, `utt ph ...`: PER of the result, never used to fit")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
+                     args.iterations, args.seed, args.labels, not args.no_progress)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"[decipher] error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

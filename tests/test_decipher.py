@@ -1,0 +1,116 @@
+"""Decipherment of segment cluster ids into phones (asr_gan.train.decipher): the HMM's algorithms against brute
+force, and the whole label-free labelling on the toy task."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from asr_gan.features.storage import FeatureSetWriter
+from asr_gan.text.phones import PhoneInventory
+from asr_gan.train import decipher
+from asr_gan.train.ctc import read_phone_labels
+from tests.fixtures.toy_phones import make_toy_task
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_task(tmp_path_factory.mktemp("toy"))
+
+
+def tiny_hmm() -> decipher.PhoneHmm:
+    g = torch.Generator().manual_seed(3)
+    start = torch.rand(3, generator=g, dtype=torch.float64)
+    bigram = torch.rand(3, 3, generator=g, dtype=torch.float64)
+    emissions = torch.rand(3, 4, generator=g, dtype=torch.float64)
+    return decipher.PhoneHmm(start / start.sum(), bigram / bigram.sum(1, keepdim=True),
+                             torch.tensor([0.2, 0.5, 0.7], dtype=torch.float64),
+                             emissions / emissions.sum(1, keepdim=True))
+
+
+def path_probability(hmm: decipher.PhoneHmm, states: tuple[int, ...], symbols: list[int]) -> float:
+    trans = hmm.transitions()
+    p = hmm.start[states[0]] * hmm.emissions[states[0], symbols[0]]
+    for t in range(1, len(symbols)):
+        p = p * trans[states[t - 1], states[t]] * hmm.emissions[states[t], symbols[t]]
+    return float(p)
+
+
+def test_forward_backward_and_viterbi_agree_with_enumerating_every_path():
+    hmm = tiny_hmm()
+    sequences = [np.array([0, 3, 3, 1]), np.array([2, 1])]  # the second is padded in the batch
+    obs, mask = decipher._pad(sequences)
+    counts, moves, log_likelihood = decipher.expected_counts(hmm, obs, mask)
+    viterbi = decipher.viterbi(hmm, obs, mask)
+    expected_ll = 0.0
+    expected_counts = torch.zeros(3, 4, dtype=torch.float64)
+    expected_stays = torch.zeros(3, dtype=torch.float64)
+    for b, seq in enumerate(sequences):
+        paths = {s: path_probability(hmm, s, seq.tolist()) for s in itertools.product(range(3), repeat=len(seq))}
+        total = sum(paths.values())
+        expected_ll += math.log(total)
+        for states, p in paths.items():
+            for t, state in enumerate(states):
+                expected_counts[state, seq[t]] += p / total
+            for t in range(1, len(states)):
+                if states[t] == states[t - 1]:
+                    # a stay is the self-loop's share of the transition, not every repeat of a state
+                    trans = hmm.transitions()[states[t], states[t]]
+                    expected_stays[states[t]] += p / total * float(hmm.stay[states[t]] / trans)
+        best = max(paths, key=paths.get)
+        assert viterbi[b, :len(seq)].tolist() == list(best)
+    assert log_likelihood == pytest.approx(expected_ll, rel=1e-9)
+    assert torch.allclose(counts, expected_counts, atol=1e-9)
+    assert torch.allclose(moves[0], expected_stays, atol=1e-9)
+
+
+def test_frequency_init_favours_clusters_of_the_phones_frequency_rank():
+    emissions = decipher.frequency_init(np.array([5.0, 50.0, 20.0]), np.array([10.0, 300.0, 90.0]), 0.05, None)
+    assert emissions.argmax(1).tolist() == [0, 1, 2]
+    assert torch.allclose(emissions.sum(1), torch.ones(3, dtype=torch.float64))
+
+
+def test_decipher_labels_the_toy_audio_from_clusters_and_text_alone(toy, tmp_path):
+    out = tmp_path / "decipher"
+    report = decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), out, clusters=11, restarts=4,
+                          iterations=50, labels=str(toy["train_labels"]), progress=False)
+    # The fit never reads train.phn (only the report's PER does); the sweep calls a run converged under 40%.
+    assert report["per"] < 0.1, report
+    assert report["log_likelihoods"][report["selected_restart"]] == max(report["log_likelihoods"])
+    assert json.loads((out / "report.json").read_text())["per"] == report["per"]
+    segments = read_phone_labels(out / "train.segments")
+    from asr_gan.features.storage import FeatureSet
+
+    features = FeatureSet(toy["train"])
+    assert [len(segments[u]) for u in features.utt_ids] == [int(n) for n in features.lengths]
+    assert set(read_phone_labels(out / "train.phn")) == set(features.utt_ids)
+
+
+def test_decipher_reads_argmax_symbols_when_asked_for_no_clusters(toy, tmp_path):
+    """Rows that already are class scores (here one-hot of a shuffled phone id, 10% of them wrong)."""
+    rng = np.random.default_rng(0)
+    inventory = PhoneInventory.load(toy["phones"])
+    code = rng.permutation(len(inventory))
+    refs = read_phone_labels(toy["train_labels"])
+    with FeatureSetWriter(tmp_path / "onehot", dim=len(inventory)) as writer:
+        for utt, phones in refs.items():
+            ids = [inventory.index(p) for p in [inventory.silence, *phones, inventory.silence]]
+            rows = np.repeat(code[ids], rng.integers(1, 3, size=len(ids)))
+            noisy = np.where(rng.random(len(rows)) < 0.1, rng.integers(len(inventory), size=len(rows)), rows)
+            writer.add(utt, np.eye(len(inventory), dtype=np.float32)[noisy])
+    report = decipher.run(str(tmp_path / "onehot"), str(toy["text"]), str(toy["phones"]), tmp_path / "out",
+                          clusters=0, restarts=2, iterations=40, labels=str(toy["train_labels"]), progress=False)
+    assert report["symbols"] == "argmax" and report["clusters"] == len(inventory)
+    assert report["per"] < 0.2, report
+
+
+def test_decipher_cli_names_a_missing_feature_set(toy, tmp_path, capsys):
+    code = decipher.main(["--features", str(tmp_path / "nowhere"), "--text", str(toy["text"]),
+                          "--phones", str(toy["phones"]), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 1
+    assert "nowhere" in capsys.readouterr().err
