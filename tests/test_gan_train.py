@@ -199,6 +199,44 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(toy, tmp_pat
     assert strip(read_metrics(tmp_path / "straight")) == strip(read_metrics(tmp_path / "resumed"))
 
 
+def test_warm_start_from_deciphered_segments_starts_the_gan_from_a_reading_generator(toy, tmp_path):
+    """Label-free labels (decipherment) -> cross-entropy warm start -> the step-0 record, a selectable candidate."""
+    from asr_gan.train import decipher
+
+    decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "dec", clusters=11,
+                 restarts=4, iterations=50, progress=False)
+    config = toy_config(toy, max_updates=4, valid_interval=4, seed=3, select_after=0,
+                        warm_start_labels=str(tmp_path / "dec" / "train.segments"), warm_start_updates=500,
+                        warm_start_discriminator_updates=10)
+    train_gan(config, tmp_path / "run")
+    records = read_metrics(tmp_path / "run")
+    start = records[0]
+    assert start["step"] == 0 and start["warm_start_updates"] == 500 and "warm_start_d_adversarial" in start
+    assert start["valid_per"] < 0.2, start  # an untrained generator is near chance (>0.8, the test above)
+    assert "selectable" not in start
+    assert records[-1]["step"] == 4
+    # A run that keeps nothing before select_after marks the warm start as no candidate for the sweep.
+    late = toy_config(toy, max_updates=2, valid_interval=2, seed=3, select_after=2,
+                      warm_start_labels=str(tmp_path / "dec" / "train.segments"), warm_start_updates=5)
+    train_gan(late, tmp_path / "late")
+    assert read_metrics(tmp_path / "late")[0]["selectable"] is False
+
+
+def test_warm_start_labels_must_give_one_phone_per_feature_row(toy, tmp_path):
+    features = FeatureSet(toy["train"])
+    lines = [f"{u} " + " ".join(["<SIL>"] * int(n)) for u, n in zip(features.utt_ids, features.lengths)]
+    lines[3] = lines[3].rsplit(" ", 1)[0]
+    labels = tmp_path / "train.segments"
+    labels.write_text("\n".join(lines) + "\n")
+    config = toy_config(toy, max_updates=2, warm_start_labels=str(labels), warm_start_updates=5)
+    with pytest.raises(ValueError, match=f"train.segments: {features.utt_ids[3]} has"):
+        GanTrainer(config, tmp_path / "run")
+    with pytest.raises(ValueError, match="stride must be 1"):
+        toy_config(toy, warm_start_labels=str(labels), warm_start_updates=5, generator={"stride": 2}).validate()
+    with pytest.raises(ValueError, match="warm_start_labels is not"):
+        toy_config(toy, warm_start_updates=5).validate()
+
+
 def test_bigram_matching_pulls_the_outputs_toward_the_text_bigrams(toy, tmp_path):
     config = toy_config(toy, max_updates=400, valid_interval=200, log_interval=50, seed=2)
     config.loss.bigram = 1.0

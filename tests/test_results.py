@@ -238,6 +238,8 @@ def test_training_curves_mark_the_label_free_choice_and_survive_a_truncated_line
     records = read_metrics(metrics)
     assert len(records) == 201 + 11  # the half-written last line is skipped
     assert selected_step(records) == 1200
+    early = [{"step": 100, "weighted_lm_ppl": 0.5, "selectable": False}]  # before the run's select_after
+    assert selected_step(early + records) == 1200
     png = plot_training_curves(metrics, tmp_path / "curves.png", title="seed 0")
     image = assert_real_png(png)
     assert image.shape[0] > 600  # three panels: losses, metric, PER

@@ -46,8 +46,9 @@ def test_dotted_overrides_reach_into_sections_without_touching_the_base():
     assert base["generator"]["dropout"] == 0.1
 
 
-def test_run_metrics_take_the_lowest_metric_record_and_its_per(tmp_path):
-    write_metrics(tmp_path, [{"step": 100, "weighted_lm_ppl": 30.0, "valid_per": 0.6},
+def test_run_metrics_take_the_lowest_selectable_metric_record_and_its_per(tmp_path):
+    write_metrics(tmp_path, [{"step": 50, "weighted_lm_ppl": 5.0, "valid_per": 0.9, "selectable": False},
+                             {"step": 100, "weighted_lm_ppl": 30.0, "valid_per": 0.6},
                              {"step": 200, "train_loss": 1.0},
                              {"step": 300, "weighted_lm_ppl": 12.5, "valid_per": 0.35},
                              {"step": 400, "weighted_lm_ppl": 14.0, "valid_per": 0.30}])

@@ -104,11 +104,12 @@ def curve_panels(records: list[dict], metric_key: str = SELECTION_METRIC) -> dic
 
 
 def selected_step(records: list[dict], metric_key: str = SELECTION_METRIC) -> float | None:
-    """Step of the record with the lowest `metric_key` (the label-free choice), None when never logged."""
+    """Step of the record with the lowest `metric_key` (the label-free choice), None when never logged.
+    Records marked `"selectable": false` (before the run's select_after) are not candidates."""
     x_key = step_key(records)
     if x_key is None:
         return None
-    steps, values = series(records, metric_key, x_key)
+    steps, values = series([r for r in records if r.get("selectable") is not False], metric_key, x_key)
     return float(steps[int(np.argmin(values))]) if len(values) else None
 
 

@@ -103,6 +103,14 @@ class GanConfig:
     # Skip this many updates before keeping a best checkpoint: early outputs are near-uniform and their
     # weighted_lm_ppl can look good by accident.
     select_after: int = 0
+    # Warm start: before the first adversarial update the generator trains this many updates of per-position
+    # cross-entropy on label-free segment labels (`utt ph ...`, one phone per feature row, e.g. the
+    # `train.segments` of `python -m asr_gan.train.decipher`). 0 = start from random weights (wav2vec-U).
+    warm_start_labels: str | None = None
+    warm_start_updates: int = 0
+    # ... then this many discriminator-only updates, so the warm generator first meets a discriminator that
+    # already knows text instead of following a random one's gradients away from its labels.
+    warm_start_discriminator_updates: int = 0
     device: str = "auto"
     amp: bool = True  # bfloat16 autocast on CUDA; the CPU always runs float32
     threads: int | None = None
@@ -119,6 +127,10 @@ class GanConfig:
             raise ValueError(f"GAN config lacks {missing} (paths to the training features, phone text, phones.txt)")
         if self.valid_features and not self.phone_lm:
             raise ValueError("valid_features is set but phone_lm is not: label-free selection needs the phone LM")
+        if self.warm_start_updates > 0 and not self.warm_start_labels:
+            raise ValueError("warm_start_updates is set but warm_start_labels is not")
+        if self.warm_start_labels and self.generator.stride != 1:
+            raise ValueError("warm_start_labels hold one phone per feature row: the generator's stride must be 1")
         if self.batch_size < 1 or self.max_updates < 0:
             raise ValueError(f"batch_size {self.batch_size} and max_updates {self.max_updates} must be positive")
 

@@ -65,6 +65,26 @@ def load_feature_sequences(path: str) -> tuple[list[np.ndarray], list[str]]:
     return [np.asarray(features[i], dtype=np.float32) for i in keep], [features.utt_ids[i] for i in keep]
 
 
+def read_segment_labels(path: str, utt_ids: list[str], sequences: list[np.ndarray],
+                        inventory: PhoneInventory) -> list[np.ndarray]:
+    """Phone ids of every feature row (`utt ph ...` per line), in the order of `utt_ids`; every utterance
+    needs a line with exactly one phone per row."""
+    from asr_gan.train.ctc import read_phone_labels
+
+    labels = read_phone_labels(path)
+    out = []
+    for utt, rows in zip(utt_ids, sequences):
+        if utt not in labels:
+            raise ValueError(f"{path}: no labels for {utt}")
+        if len(labels[utt]) != len(rows):
+            raise ValueError(f"{path}: {utt} has {len(labels[utt])} labels for {len(rows)} feature rows")
+        unknown = sorted({p for p in labels[utt] if p not in inventory})
+        if unknown:
+            raise ValueError(f"{path}: {utt} has phones not in the inventory: {unknown}")
+        out.append(np.asarray(inventory.encode(labels[utt]), dtype=np.int64))
+    return out
+
+
 class GanTrainer:
     """Builds the networks, optimisers and data of one run; `train()` runs it to `max_updates`."""
 
@@ -90,8 +110,11 @@ class GanTrainer:
 
     def _load_data(self) -> None:
         config = self.config
-        sequences, _ = load_feature_sequences(config.features)
+        sequences, utt_ids = load_feature_sequences(config.features)
         self.train_bank = SequenceBank(sequences, self.device)
+        self.warm_labels = (SequenceBank(read_segment_labels(config.warm_start_labels, utt_ids, sequences,
+                                                             self.inventory), self.device)
+                            if config.warm_start_labels and config.warm_start_updates > 0 else None)
         self.input_dim = sequences[0].shape[1]
         text = read_phone_text(config.text, self.inventory)
         self.text_bank = SequenceBank(text, self.device)
@@ -262,6 +285,48 @@ class GanTrainer:
             total = total + weights.feature_adversarial * loss
         return total
 
+    def warm_start(self, bar: tqdm) -> None:
+        """Cross-entropy updates of the generator on the warm-start segment labels (a fresh Adam, G's lr)."""
+        assert self.warm_labels is not None
+        optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.config.generator_lr,
+                                     betas=tuple(self.config.betas))
+        params = list(self.generator.parameters())
+        self.generator.train()
+        total = torch.zeros((), device=self.device)
+        updates = self.config.warm_start_updates
+        for _ in tqdm(range(updates), desc="[gan] warm start", unit="upd", leave=False,
+                      disable=not (self.context.is_main and self.config.progress), dynamic_ncols=True):
+            index = self.sampler.integers(len(self.train_bank), size=self.config.batch_size)
+            audio, audio_mask = self.train_bank.gather(index)
+            targets, _ = self.warm_labels.gather(index)
+            with self._autocast():
+                logits, out_mask = self.generator(audio, audio_mask)
+            loss = losses.phone_cross_entropy(logits.float(), targets, out_mask)
+            self._apply(loss, optimizer, params)
+            total = total + loss.detach()
+        record = {"step": 0, "warm_start_updates": updates, "warm_start_ce": round(total.item() / updates, 5)}
+        d_updates = self.config.warm_start_discriminator_updates
+        if d_updates:
+            self.discriminator.train()
+            d_total = torch.zeros((), device=self.device)
+            for _ in range(d_updates):
+                d_total = d_total + self.discriminator_update()["d_adversarial"].detach()
+            record["warm_start_d_adversarial"] = round(d_total.item() / d_updates, 5)
+        if not math.isfinite(record["warm_start_ce"]):
+            raise TrainingDiverged("non-finite cross-entropy in the warm start: check warm_start_labels")
+        if self.context.is_main:
+            record.update({k: v for k, v in self.validate().items() if k != "step"})
+            metric = record.get("weighted_lm_ppl")
+            if self.config.select_after > 0:
+                record["selectable"] = False
+            elif metric is not None:
+                # The warm generator is a candidate like any validated update: the GAN may only make it worse.
+                self.best_metric, self.best_step = metric, 0
+                save_checkpoint(self.out / "checkpoint_best.pt", self.state())
+            self._write_metrics(record)
+            bar.write("[gan] warm start: " + " ".join(f"{k}={v}" for k, v in record.items() if k != "step"))
+        barrier(self.context)
+
     def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -424,6 +489,8 @@ class GanTrainer:
                    disable=not (main and config.progress), dynamic_ncols=True)
         cycle = config.discriminator_steps + 1
         since, last_log_step = time.time(), self.step
+        if self.step == 0 and self.warm_labels is not None:
+            self.warm_start(bar)
         for module in self._modules():
             module.train()
         while self.step < config.max_updates:
@@ -460,6 +527,8 @@ class GanTrainer:
     def _validate_and_save(self, bar: tqdm) -> None:
         if self.context.is_main:
             record = self.validate()
+            if self.step < self.config.select_after:
+                record["selectable"] = False  # the sweep must not pick what the run never keeps
             self._write_metrics(record)
             metric = record.get("weighted_lm_ppl")
             improved = (metric is not None and self.step >= self.config.select_after and metric < self.best_metric)
