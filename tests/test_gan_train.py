@@ -220,6 +220,10 @@ def test_warm_start_from_deciphered_segments_starts_the_gan_from_a_reading_gener
                       warm_start_labels=str(tmp_path / "dec" / "train.segments"), warm_start_updates=5)
     train_gan(late, tmp_path / "late")
     assert read_metrics(tmp_path / "late")[0]["selectable"] is False
+    # A run that ends before select_after keeps its last update, which therefore stays a candidate.
+    short = toy_config(toy, max_updates=4, valid_interval=2, seed=3, select_after=10)
+    train_gan(short, tmp_path / "short")
+    assert [r.get("selectable") for r in read_metrics(tmp_path / "short") if "valid_per" in r] == [False, None]
 
 
 def test_warm_start_labels_must_give_one_phone_per_feature_row(toy, tmp_path):

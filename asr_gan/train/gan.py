@@ -527,17 +527,17 @@ class GanTrainer:
     def _validate_and_save(self, bar: tqdm) -> None:
         if self.context.is_main:
             record = self.validate()
-            if self.step < self.config.select_after:
+            best_path = self.out / "checkpoint_best.pt"
+            # Without a validation set, the last checkpoint is also the best one; and a run that ends before
+            # select_after still leaves a best checkpoint (its last) for the stages after it.
+            fallback = self.step >= self.config.max_updates and not best_path.is_file()
+            if self.step < self.config.select_after and not fallback:
                 record["selectable"] = False  # the sweep must not pick what the run never keeps
             self._write_metrics(record)
             metric = record.get("weighted_lm_ppl")
             improved = (metric is not None and self.step >= self.config.select_after and metric < self.best_metric)
             if improved:
                 self.best_metric, self.best_step = metric, self.step
-            best_path = self.out / "checkpoint_best.pt"
-            # Without a validation set, the last checkpoint is also the best one; and a run that ends before
-            # select_after still leaves a best checkpoint (its last) for the stages after it.
-            fallback = self.step >= self.config.max_updates and not best_path.is_file()
             if fallback and not improved and metric is not None:
                 self.best_metric, self.best_step = metric, self.step
                 bar.write(f"[gan] no update after select_after={self.config.select_after} was validated: "
