@@ -557,7 +557,12 @@ def train_gan(config: GanConfig, out: str | Path) -> dict[str, Any]:
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return GanTrainer(config, out, context).train()
+        summary = GanTrainer(config, out, context).train()
+        # Rank 0 writes result.json and closes TensorBoard after the last collective; a rank that tears the
+        # group down meanwhile can abort in gloo (the DDP test failed so once). Only on success: a failed rank
+        # would leave the others waiting here.
+        barrier(context)
+        return summary
     finally:
         # gloo/NCCL threads still alive at interpreter exit abort the process ("terminate called without an
         # active exception"), which torchrun reports as a failed run.
