@@ -61,7 +61,8 @@ class DecipherResult:
     seconds: float = 0.0
 
 
-def text_bigram(text: Sequence[np.ndarray], num_phones: int, smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def text_bigram(text: Sequence[np.ndarray], num_phones: int,
+                smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Start distribution (P,) and row-stochastic bigram (P, P) of phone-id sentences, add-`smoothing`."""
     start = np.full(num_phones, smoothing)
     counts = np.full((num_phones, num_phones), smoothing)
@@ -241,6 +242,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     sequences, utt_ids = load_feature_sequences(features)
     stacked = np.concatenate(sequences)
     mean, std = stacked.mean(0), stacked.std(0) + 1e-5
+    symbols = "kmeans" if clusters > 0 else "argmax"
     if clusters > 0:
         centroids = fit_kmeans((stacked - mean) / std, clusters, seed=seed)
         cluster_seqs = cluster_sequences(sequences, centroids, mean, std)
@@ -257,8 +259,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     write_phone_labels(out / "train.segments", {u: inventory.decode(p.tolist()) for u, p in zip(utt_ids, paths)})
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
     write_phone_labels(out / "train.phn", hyps)
-    report = {"features": str(features), "symbols": "kmeans" if len(centroids) else "argmax", "clusters": clusters, "restarts": restarts, "iterations": iterations,
-              "seed": seed, "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
+    report = {"features": str(features), "symbols": symbols, "clusters": clusters, "restarts": restarts,
+              "iterations": iterations, "seed": seed, "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
               "selected_restart": result.selected, "seconds": round(result.seconds, 1),
               "stay_mean": round(float(result.hmm.stay.mean()), 4),
               "segments_per_phone": round(float(sum(len(s) for s in cluster_seqs))
@@ -279,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text", required=True, help="phonemised unpaired text (train_text.phn)")
     parser.add_argument("--phones", required=True, help="phones.txt")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--clusters", type=int, default=64, help="k-means clusters (cipher symbols); 0 = each row's argmax")
+    parser.add_argument("--clusters", type=int, default=64,
+                        help="k-means clusters (cipher symbols); 0 = each row's argmax")
     parser.add_argument("--restarts", type=int, default=8, help="EM restarts; the most likely is kept")
     parser.add_argument("--iterations", type=int, default=100, help="EM iterations per restart")
     parser.add_argument("--seed", type=int, default=0)

@@ -305,6 +305,8 @@ class GanTrainer:
             self._apply(loss, optimizer, params)
             total = total + loss.detach()
         record = {"step": 0, "warm_start_updates": updates, "warm_start_ce": round(total.item() / updates, 5)}
+        if not math.isfinite(record["warm_start_ce"]):
+            raise TrainingDiverged("non-finite cross-entropy in the warm start: check warm_start_labels")
         d_updates = self.config.warm_start_discriminator_updates
         if d_updates:
             self.discriminator.train()
@@ -312,8 +314,6 @@ class GanTrainer:
             for _ in range(d_updates):
                 d_total = d_total + self.discriminator_update()["d_adversarial"].detach()
             record["warm_start_d_adversarial"] = round(d_total.item() / d_updates, 5)
-        if not math.isfinite(record["warm_start_ce"]):
-            raise TrainingDiverged("non-finite cross-entropy in the warm start: check warm_start_labels")
         if self.context.is_main:
             record.update({k: v for k, v in self.validate().items() if k != "step"})
             metric = record.get("weighted_lm_ppl")

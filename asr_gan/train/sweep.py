@@ -262,7 +262,8 @@ def _number(value: Any) -> float | None:
 def read_run_metrics(run_dir: Path, metric_key: str, per_keys: list[str]) -> dict[str, Any] | None:
     """Best-metric record of `run_dir/metrics.jsonl`: {best_metric, best_step, per, min_per}; None when the
     file is missing or no line carries the metric. Records marked `"selectable": false` (validations before the
-    run's select_after, whose weights it never keeps) are not candidates, though their PER counts in min_per. Lines that are not JSON (a run killed mid-write) are skipped."""
+    run's select_after, whose weights it never keeps) are not candidates, though their PER counts in min_per.
+    Lines that are not JSON (a run killed mid-write) are skipped."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return None
