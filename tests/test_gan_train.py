@@ -141,6 +141,55 @@ def test_bigram_matching_loss_is_zero_at_the_text_statistics_and_ignores_padding
     assert logits.grad.abs().sum() > 0
 
 
+class _LinearScorer(torch.nn.Module):
+    """score = sum over positions and channels of x * W: its input gradient is W for every sequence."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        return (x * self.weight[: x.shape[1]]).sum(dim=(1, 2))
+
+
+def test_gradient_penalty_holds_one_norm_per_channel_or_one_per_sequence():
+    weight = torch.tensor([[3.0, 0.0], [4.0, 1.0]])  # (T=2, C=2): channel norms 5 and 1, total norm sqrt(26)
+    scorer = _LinearScorer(weight)
+    real, fake = torch.rand(3, 2, 2), torch.rand(3, 4, 2)  # cut to the shorter length
+    channel = losses.gradient_penalty(scorer, real, fake, "channel")
+    sequence = losses.gradient_penalty(scorer, real, fake, "sequence")
+    assert channel.item() == pytest.approx((5 - 1) ** 2 + (1 - 1) ** 2)
+    assert sequence.item() == pytest.approx((26 ** 0.5 - 1) ** 2, rel=1e-5)
+    with pytest.raises(ValueError, match="'frame'"):
+        losses.gradient_penalty(scorer, real, fake, "frame")
+
+
+def test_a_discriminator_under_the_sequence_penalty_learns_to_rank_generated_output_above_text():
+    """The discriminator's first job: soft, near-uniform outputs against one-hot text of skewed phone use."""
+    torch.manual_seed(0)
+    phones, length = 12, 20
+    frequencies = torch.linspace(1.0, 0.05, phones)
+    disc = Discriminator(phones, hidden_dim=16, kernel_size=3)
+    optimizer = torch.optim.Adam(disc.parameters(), lr=5e-4, betas=(0.5, 0.98))
+
+    def batches() -> tuple[torch.Tensor, torch.Tensor]:
+        real = torch.nn.functional.one_hot(torch.multinomial(frequencies, 16 * length, replacement=True),
+                                           phones).float().view(16, length, phones)
+        fake = (torch.randn(16, length, phones) * 0.3).softmax(-1)
+        return real, fake
+
+    for _ in range(300):
+        real, fake = batches()
+        loss = (losses.discriminator_loss(disc(fake, None), disc(real, None))
+                + 1.5 * losses.gradient_penalty(disc, real, fake, "sequence"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    real, fake = batches()
+    with torch.no_grad():
+        assert disc(fake, None).mean() > disc(real, None).mean() + 0.5  # generated scores high (losses.py)
+
+
 def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp_path):
     path = tmp_path / "gan.yaml"
     path.write_text(yaml.safe_dump({"features": "f", "text": "t", "phones": "p", "generator": {"hidden_layers": 2}}))

@@ -59,6 +59,11 @@ class LossConfig:
     (its TIMIT/LibriSpeech configs sweep 1.5-2.0, 0.5-0.75 and 2-4). The cycle terms are asr_gan's."""
 
     gradient_penalty: float = 1.5
+    # What the gradient penalty holds at norm 1 (asr_gan/train/losses.py): "channel" (wav2vec-U) one norm per
+    # (sequence, input channel), taken over time; "sequence" (WGAN-GP) one norm per sequence over all
+    # positions and channels. With a narrow discriminator "channel" can fix the sign of the discriminator's
+    # response to each phone at initialisation and leave it ranking text above generated output.
+    gradient_penalty_norm: str = "channel"
     smoothness: float = 0.5
     diversity: float = 4.0
     # audio -> phones -> audio reconstruction (mean squared error on standardised features)
@@ -131,6 +136,9 @@ class GanConfig:
             raise ValueError("warm_start_updates is set but warm_start_labels is not")
         if self.warm_start_labels and self.generator.stride != 1:
             raise ValueError("warm_start_labels hold one phone per feature row: the generator's stride must be 1")
+        if self.loss.gradient_penalty_norm not in ("channel", "sequence"):
+            raise ValueError(f"loss.gradient_penalty_norm: {self.loss.gradient_penalty_norm!r} is neither "
+                             "'channel' (wav2vec-U) nor 'sequence'")
         if self.batch_size < 1 or self.max_updates < 0:
             raise ValueError(f"batch_size {self.batch_size} and max_updates {self.max_updates} must be positive")
 

@@ -199,7 +199,7 @@ class GanTrainer:
         with self._autocast():
             adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
                                                     self.discriminator(real, real_mask))
-            penalty = losses.gradient_penalty(self.discriminator, real, fake)
+            penalty = losses.gradient_penalty(self.discriminator, real, fake, weights.gradient_penalty_norm)
         total = adversarial + weights.gradient_penalty * penalty
         logged = {"d_adversarial": adversarial, "d_gradient_penalty": penalty}
         if self.feature_discriminator is not None:
@@ -212,7 +212,7 @@ class GanTrainer:
                     self.feature_discriminator(fake_features.float(), fake_features_mask),
                     self.feature_discriminator(real_features, audio_mask))
                 feature_penalty = losses.gradient_penalty(self.feature_discriminator, real_features,
-                                                          fake_features.float())
+                                                          fake_features.float(), weights.gradient_penalty_norm)
             total = total + weights.feature_adversarial * (feature_adversarial
                                                            + weights.gradient_penalty * feature_penalty)
             logged["d_feature_adversarial"] = feature_adversarial

@@ -23,11 +23,20 @@ def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))
 
 
-def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     norm: str = "channel") -> torch.Tensor:
     """Gradient penalty on random interpolations of real (B_r, L_r, C) and fake (B_f, L_f, C).
 
-    Both are cut to the shorter batch and length. As in wav2vec-U, the gradient norm is taken over time for
-    each (sequence, channel), and the penalties are summed over channels and averaged over sequences.
+    Both are cut to the shorter batch and length. `norm="channel"` is wav2vec-U's: the gradient norm is taken
+    over time for each (sequence, channel), and the C penalties of a sequence are summed. `norm="sequence"`
+    is WGAN-GP's: one norm per sequence over all its positions and channels. Either way the result is the
+    mean over sequences.
+
+    The two differ in what they let the discriminator learn. Per channel, every phone's response has its
+    norm held at 1, so its sign can only change by crossing zero, where the penalty is highest; a narrow
+    discriminator keeps the signs its first updates gave it, and on the demo corpus that ranked text as
+    generated (README, "the gradient penalty"). Per sequence, only the total is held, and the direction is
+    free.
     """
     batch = min(real.shape[0], fake.shape[0])
     length = min(real.shape[1], fake.shape[1])
@@ -36,7 +45,11 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     scores = discriminator(mixed, None)
     (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    return ((grads.norm(2, dim=1) - 1) ** 2).sum() / batch
+    if norm == "channel":
+        return ((grads.norm(2, dim=1) - 1) ** 2).sum() / batch
+    if norm == "sequence":
+        return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).sum() / batch
+    raise ValueError(f"gradient penalty norm {norm!r}: expected 'channel' or 'sequence'")
 
 
 def smoothness_loss(logits: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
