@@ -190,6 +190,16 @@ def test_a_discriminator_under_the_sequence_penalty_learns_to_rank_generated_out
         assert disc(fake, None).mean() > disc(real, None).mean() + 0.5  # generated scores high (losses.py)
 
 
+def test_check_discriminator_reports_whether_text_and_generated_output_are_told_apart(toy, tmp_path):
+    from asr_gan.train.check_discriminator import check_discriminator, main
+
+    result = check_discriminator(toy_config(toy, **{"loss": {"gradient_penalty_norm": "sequence"}}), updates=150,
+                                 batches=4)
+    assert result["verdict"] == "separates" and result["gap"] > 0 and result["loss"] < result["chance_loss"]
+    assert main(["--set", "features=" + str(tmp_path / "missing"), "text=" + str(toy["text"]),
+                 "phones=" + str(toy["phones"])]) == 1  # a clear error, not a traceback
+
+
 def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp_path):
     path = tmp_path / "gan.yaml"
     path.write_text(yaml.safe_dump({"features": "f", "text": "t", "phones": "p", "generator": {"hidden_layers": 2}}))
@@ -202,6 +212,8 @@ def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp
         load_config(path, ["generator.kernal_size=3"])
     with pytest.raises(ValueError, match="unknown section"):
         load_config(path, ["optim.lr=1"])
+    with pytest.raises(ValueError, match="gradient_penalty_norm"):
+        load_config(path, ["loss.gradient_penalty_norm=frame"]).validate()
 
 
 def test_gan_learns_the_toy_decipherment_task(toy, tmp_path):
