@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.set)
         result = check_discriminator(config, args.updates, args.batches, args.checkpoint)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        print(f"check_discriminator: {error}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"[check_discriminator] error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0
