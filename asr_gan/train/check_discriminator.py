@@ -23,14 +23,12 @@ import json
 import math
 import sys
 import tempfile
-
-import torch
+from dataclasses import replace
 
 from asr_gan.train import losses
 from asr_gan.train.checkpoint import read_checkpoint
 from asr_gan.train.config import GanConfig, load_config
 from asr_gan.train.gan import GanTrainer
-from asr_gan.train.merge import merge_runs
 
 CHANCE_LOSS = 2 * math.log(2)
 
@@ -38,9 +36,9 @@ CHANCE_LOSS = 2 * math.log(2)
 def check_discriminator(config: GanConfig, updates: int = 300, batches: int = 16,
                         checkpoint: str | None = None) -> dict[str, float | str]:
     """Train the discriminator of `config` alone, then measure how it ranks generated output and text."""
-    config.valid_features, config.tensorboard, config.progress = None, False, False
+    config = replace(config, valid_features=None, tensorboard=False, progress=False)
     with tempfile.TemporaryDirectory(prefix="asr_gan_check_") as out:
-        trainer = GanTrainer(config, out)
+        trainer = GanTrainer(config, out)  # writes nothing until it trains
     if checkpoint:
         trainer.generator.load_state_dict(read_checkpoint(checkpoint, trainer.device)["generator"])
     trainer.generator.train()
@@ -48,17 +46,12 @@ def check_discriminator(config: GanConfig, updates: int = 300, batches: int = 16
     for _ in range(updates):
         trainer.discriminator_update()
     fake_scores, real_scores, held_out_loss, wins = [], [], 0.0, 0
-    with torch.no_grad():
-        for _ in range(batches):
-            audio, audio_mask = trainer._audio_batch()
-            _, real, real_mask = trainer._text_batch()
-            logits, out_mask = trainer.generator(audio, audio_mask)
-            fake, fake_mask = merge_runs(logits.float().softmax(-1), out_mask, sample=True)
-            fake_score, real_score = trainer.discriminator(fake, fake_mask), trainer.discriminator(real, real_mask)
-            held_out_loss += losses.discriminator_loss(fake_score, real_score).item() / batches
-            wins += int(fake_score.mean() > real_score.mean())
-            fake_scores.append(fake_score.mean().item())
-            real_scores.append(real_score.mean().item())
+    for _ in range(batches):
+        fake_score, real_score = trainer.discriminator_scores()
+        held_out_loss += losses.discriminator_loss(fake_score, real_score).item() / batches
+        wins += int(fake_score.mean() > real_score.mean())
+        fake_scores.append(fake_score.mean().item())
+        real_scores.append(real_score.mean().item())
     fake_mean, real_mean = sum(fake_scores) / batches, sum(real_scores) / batches
     if held_out_loss < CHANCE_LOSS - 0.05 and fake_mean > real_mean:
         verdict = "separates"

@@ -189,13 +189,25 @@ class GanTrainer:
 
     # -------------------------------------------------------------------------------------------- updates
 
-    def discriminator_update(self) -> dict[str, torch.Tensor]:
-        weights = self.config.loss
+    def _discriminator_batch(self) -> tuple[torch.Tensor, ...]:
+        """A fresh audio batch, its merged generator output (no gradients) and a text batch:
+        audio, audio_mask, fake, fake_mask, real, real_mask."""
         audio, audio_mask = self._audio_batch()
         _, real, real_mask = self._text_batch()
         with torch.no_grad(), self._autocast():
             logits, out_mask = self.generator(audio, audio_mask)
         fake, fake_mask = merge_runs(logits.float().softmax(-1), out_mask, sample=True)
+        return audio, audio_mask, fake, fake_mask, real, real_mask
+
+    def discriminator_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The discriminator's scores (B,) of a fresh batch of generated output and of text; no update."""
+        _, _, fake, fake_mask, real, real_mask = self._discriminator_batch()
+        with torch.no_grad(), self._autocast():
+            return self.discriminator(fake, fake_mask).float(), self.discriminator(real, real_mask).float()
+
+    def discriminator_update(self) -> dict[str, torch.Tensor]:
+        weights = self.config.loss
+        audio, audio_mask, fake, fake_mask, real, real_mask = self._discriminator_batch()
         with self._autocast():
             adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
                                                     self.discriminator(real, real_mask))
