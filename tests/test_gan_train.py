@@ -198,6 +198,11 @@ def test_check_discriminator_reports_whether_text_and_generated_output_are_told_
     assert result["verdict"] == "separates" and result["gap"] > 0 and result["loss"] < result["chance_loss"]
     assert main(["--set", "features=" + str(tmp_path / "missing"), "text=" + str(toy["text"]),
                  "phones=" + str(toy["phones"])]) == 1  # a clear error, not a traceback
+    # A checkpoint of another generator shape is named in the error instead of torch's traceback.
+    train_gan(toy_config(toy, max_updates=2, valid_interval=2, generator={"kernel_size": 5}), tmp_path / "k5")
+    with pytest.raises(ValueError, match="checkpoint_last.pt: its generator does not fit"):
+        check_discriminator(toy_config(toy), updates=1, batches=1,
+                            checkpoint=str(tmp_path / "k5" / "checkpoint_last.pt"))
 
 
 def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp_path):

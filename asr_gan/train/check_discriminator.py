@@ -40,7 +40,11 @@ def check_discriminator(config: GanConfig, updates: int = 300, batches: int = 16
     with tempfile.TemporaryDirectory(prefix="asr_gan_check_") as out:
         trainer = GanTrainer(config, out)  # writes nothing until it trains
     if checkpoint:
-        trainer.generator.load_state_dict(read_checkpoint(checkpoint, trainer.device)["generator"])
+        try:
+            trainer.generator.load_state_dict(read_checkpoint(checkpoint, trainer.device)["generator"])
+        except RuntimeError as err:  # torch's message for missing, unexpected or differently shaped weights
+            raise ValueError(f"{checkpoint}: its generator does not fit this config's generator and features "
+                             f"(train it with the same config): {str(err).splitlines()[0]}") from None
     trainer.generator.train()
     trainer.discriminator.train()
     for _ in range(updates):
