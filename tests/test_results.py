@@ -303,14 +303,23 @@ def test_alignment_pictures_show_spectrogram_and_both_phone_rows(tmp_path):
     manifest = tmp_path / "test.jsonl"
     write_manifest(manifest, utts)
     (tmp_path / "ref.ctm").write_text("\n".join(ref_lines) + "\n")
-    (tmp_path / "hyp.ctm").write_text("\n".join(hyp_lines[: -len(phones)]) + "\n")  # u3 has no hypothesis
+    (tmp_path / "hyp.ctm").write_text("\n".join(hyp_lines[: -len(phones)]) + "\n")  # u3's transcript is empty
 
     pictures = plot_alignments(manifest, tmp_path / "ref.ctm", tmp_path / "hyp.ctm", tmp_path / "pictures", num=3)
     assert [p.name for p in pictures] == ["alignment_u0.png", "alignment_u1.png", "alignment_u2.png"]
     for picture in pictures:
         assert_real_png(picture)
-    with pytest.raises(ValueError, match=r"hyp\.ctm: no utterance 'u3'"):
-        plot_alignments(manifest, tmp_path / "ref.ctm", tmp_path / "hyp.ctm", tmp_path / "pictures", utt_ids=["u3"])
+    # An empty transcript has no CTM line; it is still drawn, with an empty hypothesis row.
+    empty = plot_alignments(manifest, tmp_path / "ref.ctm", tmp_path / "hyp.ctm", tmp_path / "pictures",
+                            utt_ids=["u3"])
+    assert_real_png(empty[0])
+    (tmp_path / "empty.ctm").write_text("")  # every transcript empty, as an untrained model may give
+    assert len(plot_alignments(manifest, tmp_path / "ref.ctm", tmp_path / "empty.ctm", tmp_path / "pictures")) == 3
+    with pytest.raises(ValueError, match=r"test\.jsonl: no utterance 'u9'"):
+        plot_alignments(manifest, tmp_path / "ref.ctm", tmp_path / "hyp.ctm", tmp_path / "pictures", utt_ids=["u9"])
+    (tmp_path / "other.ctm").write_text("x1 1 0.0 0.5 ah\n")
+    with pytest.raises(ValueError, match=r"other\.ctm: no utterance of .*ref\.ctm"):
+        plot_alignments(manifest, tmp_path / "ref.ctm", tmp_path / "other.ctm", tmp_path / "pictures")
 
     # Through the collector's CLI the pictures land beside RESULTS.md and are linked from it.
     exp = tmp_path / "exp"

@@ -298,24 +298,29 @@ def plot_alignments(
 ) -> list[Path]:
     """`plot_alignment` for the first `num` utterances of `manifest` present in both CTMs (or for `utt_ids`).
 
-    Pictures are written as `out_dir/alignment_<utt_id>.png`; returns their paths.
+    Pictures are written as `out_dir/alignment_<utt_id>.png`; returns their paths. The utterances are those of
+    the reference CTM: one with no line in the hypothesis CTM had an empty transcript (a CTM cannot write one)
+    and is drawn with an empty hypothesis row.
 
     Raises:
-        ValueError: no utterance of the manifest is in both CTM files (the message names the files).
+        ValueError: no utterance of the manifest is in the reference CTM, or the hypothesis CTM has lines but none
+            for an utterance of the reference CTM (the two files do not belong together); the message names them.
     """
     reference, hypothesis = read_ctm(reference_ctm), read_ctm(hypothesis_ctm)
+    if hypothesis and not set(hypothesis) & set(reference):
+        raise ValueError(f"{hypothesis_ctm}: no utterance of {reference_ctm}; the two do not belong together")
     utterances = {u.utt_id: u for u in read_manifest(manifest)}
-    wanted = list(utt_ids) if utt_ids is not None else [u for u in utterances if u in reference and u in hypothesis][:num]
+    wanted = list(utt_ids) if utt_ids is not None else [u for u in utterances if u in reference][:num]
     if not wanted:
-        raise ValueError(f"{manifest}: no utterance is in both {reference_ctm} and {hypothesis_ctm}")
+        raise ValueError(f"{manifest}: no utterance is in {reference_ctm}")
     pictures = []
     for utt_id in wanted:
-        for source, table in ((manifest, utterances), (reference_ctm, reference), (hypothesis_ctm, hypothesis)):
+        for source, table in ((manifest, utterances), (reference_ctm, reference)):
             if utt_id not in table:
                 raise ValueError(f"{source}: no utterance {utt_id!r}")
         utt = utterances[utt_id]
         wave = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
-        pictures.append(plot_alignment(wave, SAMPLE_RATE, reference[utt_id], hypothesis[utt_id],
+        pictures.append(plot_alignment(wave, SAMPLE_RATE, reference[utt_id], hypothesis.get(utt_id, []),
                                        Path(out_dir) / f"alignment_{utt_id}.png", title=utt_id))
     return pictures
 
