@@ -135,9 +135,10 @@ stage_results() {
 
 # run_gan_stages FIRST: the shared stages numbered FIRST, FIRST+1, ...
 run_gan_stages() {
-  local n=$1
+  local n=$1 runs="grid: ${grid:-none}"
+  [ -n "$settings" ] && runs="settings: $settings"
   run_stage "$n" "supervised topline: the GAN's generator trained with CTC on the reference phones ($topline_epochs epochs, $gan_conf)" stage_topline
-  run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; ${settings:+settings: $settings}${settings:-grid: ${grid:-none}}), label-free selection" stage_sweep
+  run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; $runs), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
   run_stage $((n + 3)) "decoder settings tuned on unlabelled dev audio" stage_tune
   run_stage $((n + 4)) "decode and score $dev_split $test_splits (and their chance level at its best hypothesis length); phones in time for pictures; greedy transcripts of $train_split" stage_decode
