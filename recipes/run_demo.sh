@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo recipe, end to end on the embedded TTS corpus (no downloads):
-#   bash recipes/run_demo.sh [--size tiny|small|default] [--stage N] [--stop-stage M] [--exp DIR]
+#   bash recipes/run_demo.sh [--size tiny|small|default] [--train-utts N] [--stage N] [--stop-stage M] [--exp DIR]
 # Stages (each runs once; a rerun skips finished stages and says so):
 #   0 set-up (Debian packages, .venv, KenLM)      1 build the demo corpus (espeak-ng + flite voices)
 #   2 text side: lexicon, phonemised text, LMs    3 MFCC frames of train, dev, test
@@ -18,6 +18,7 @@ source recipes/stages.sh
 stage=0
 stop_stage=100
 size=default
+train_utts=auto   # training utterances of the corpus (auto: the --size preset, 600 for default)
 exp=exp/demo
 seed=1
 nj=1              # worker processes for MFCC extraction (one is plenty for the demo's minutes of audio)
@@ -46,7 +47,7 @@ self_train_epochs=auto
 # A small student: a 2 x 256 BiLSTM took minutes per batch of 40k frames on one CPU core.
 self_train_hidden=96
 self_train_layers=1
-recipe_options="stage stop_stage size exp seed nj pca_dim clusters pool gan_conf seeds grid settings parallel"
+recipe_options="stage stop_stage size train_utts exp seed nj pca_dim clusters pool gan_conf seeds grid settings parallel"
 recipe_options+=" gan_updates topline_epochs self_train_rounds self_train_epochs self_train_hidden self_train_layers"
 parse_options "$@"
 if [ "$size" = tiny ]; then auto_values=(1 200 5 3); else auto_values=("1 2" 2000 150 6); fi
@@ -60,8 +61,12 @@ splits="train dev test"
 feats=$exp/feats/mfcc
 
 run_stage 0 "set-up" bash tools/setup.sh
-run_stage 1 "build the TTS demo corpus ($size)" \
-  $py -m data_prep.demo --out "$exp/data" --size "$size" --seed "$seed"
+corpus_size=(--size "$size") corpus_desc=$size
+if [ "$train_utts" != auto ]; then
+  corpus_size+=(--num-train-utts "$train_utts") corpus_desc+=", $train_utts training utterances"
+fi
+run_stage 1 "build the TTS demo corpus ($corpus_desc)" \
+  $py -m data_prep.demo --out "$exp/data" "${corpus_size[@]}" --seed "$seed"
 run_stage 2 "text side: lexicon, phonemised text, phone and word LMs" \
   $py -m asr_gan.text --corpus-text "$exp/data/text_corpus.txt" \
     --manifests "$exp/data/train.jsonl" "$exp/data/dev.jsonl" "$exp/data/test.jsonl" --out "$exp/text"

@@ -167,14 +167,14 @@ def test_stages_skip_when_done_rerun_on_changed_settings_and_redone_inputs(tmp_p
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     exp = tmp_path_factory.mktemp("recipes") / "demo"
-    return exp, run_recipe("run_demo.sh", "--size", "tiny", "--stage", "1", "--stop-stage", "5", "--exp", str(exp),
-                           "--nj", "1")
+    return exp, run_recipe("run_demo.sh", "--size", "tiny", "--train-utts", "14", "--stage", "1", "--stop-stage", "5",
+                           "--exp", str(exp), "--nj", "1")
 
 
 def test_demo_recipe_builds_corpus_text_frames_and_segments(demo_run):
     exp, result = demo_run
     assert [line.split(" (log")[0] for line in stage_lines(result.stdout) if "done in" not in line] == [
-        "Stage 1: build the TTS demo corpus (tiny)",
+        "Stage 1: build the TTS demo corpus (tiny, 14 training utterances)",
         "Stage 2: text side: lexicon, phonemised text, phone and word LMs",
         f"Stage 3: MFCC frames (13 + deltas, utterance CMVN) of train dev test into {exp}/feats/mfcc",
         f"Stage 4: fit the segmenter on {exp}/feats/mfcc/train (PCA 0, 16 clusters, pool true)",
@@ -196,13 +196,13 @@ def test_demo_recipe_builds_corpus_text_frames_and_segments(demo_run):
     assert "--clusters 16 --pool" in commands
     assert [line.split("\t")[0] for line in (exp / "timings.tsv").read_text().splitlines()] == ["1", "2", "3", "4", "5"]
     settings = (exp / "settings.txt").read_text()
-    assert "size=tiny" in settings and "clusters=16" in settings
+    assert "size=tiny" in settings and "train_utts=14" in settings and "clusters=16" in settings
 
 
 def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_run, tmp_path):
     exp, _ = demo_run
-    rerun = run_recipe("run_demo.sh", "--size", "tiny", "--stage", "1", "--stop-stage", "5", "--exp", str(exp),
-                       "--nj", "1")
+    rerun = run_recipe("run_demo.sh", "--size", "tiny", "--train-utts", "14", "--stage", "1", "--stop-stage", "5",
+                       "--exp", str(exp), "--nj", "1")
     lines = stage_lines(rerun.stdout)
     assert [line.split(":")[0] for line in lines] == [f"Stage {n}" for n in range(1, 6)]
     assert all("already done, skipping" in line for line in lines)
@@ -213,7 +213,7 @@ def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_r
     assert main(["--exp", str(exp), "--out", str(tmp_path)]) == 0
     md = (tmp_path / "RESULTS.md").read_text()
     assert "| 5 | segments of train dev test" in md and "**total**" in md
-    assert "| feats/mfcc/segments/train | 12 |" in md
+    assert "| feats/mfcc/segments/train | 14 |" in md
     assert "-m asr_gan.features fit-transform" in md
 
 
