@@ -13,6 +13,9 @@
 #   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
 #   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
+#   decipher_clusters   0 (default): the GAN starts from random weights (wav2vec-U); N > 0: the sweep stage first
+#             labels the training segments by decipherment of N k-means clusters (asr_gan.train.decipher), and
+#             every GAN run starts from those labels (README: toy section, "With ten times the audio")
 #   train_split, dev_split, test_splits   split names (default train, dev, "test"; LibriSpeech keeps its
 #             subset names, e.g. train-clean-100, dev-clean, "test-clean test-other")
 
@@ -25,6 +28,7 @@ dev_split=${dev_split:-dev}
 test_splits=${test_splits:-test}
 self_train_hidden=${self_train_hidden:-256}
 self_train_layers=${self_train_layers:-2}
+decipher_clusters=${decipher_clusters:-0}
 
 # Paths of this experiment + the template's settings -> $exp/gan.yaml, the sweep's base config.
 write_gan_config() {
@@ -58,6 +62,17 @@ stage_topline() {
 
 stage_sweep() {
   write_gan_config
+  if [ "$decipher_clusters" -gt 0 ]; then
+    # Training references only score the labels (decipher --labels); the fit never reads them.
+    stage_cmd $py -m asr_gan.train.decipher --features "$segs/$train_split" --clusters "$decipher_clusters" \
+      --text "$text/train_text.phn" --phones "$text/phones.txt" --labels "$text/$train_split.phn" --out "$exp/decipher"
+    # The warm start of the toy section: 1000 cross-entropy updates on the labels, 500 discriminator-only
+    # updates, and the warm generator competes in label-free selection from update 0. These lines come after
+    # the template's, and YAML keeps a repeated key's last value.
+    printf '%s\n' "# warm start from the decipherment (--decipher-clusters $decipher_clusters)" \
+      "warm_start_labels: $exp/decipher/train.segments" "warm_start_updates: 1000" \
+      "warm_start_discriminator_updates: 500" "select_after: 0" >> "$exp/gan.yaml"
+  fi
   local what=(${grid:+--grid $grid})
   # Named settings (NAME:key=value,...) replace the grid.
   [ -z "${settings:-}" ] || what=(--settings $settings)
@@ -137,6 +152,7 @@ stage_results() {
 run_gan_stages() {
   local n=$1 runs="grid: ${grid:-none}"
   [ -n "$settings" ] && runs="settings: $settings"
+  [ "$decipher_clusters" -eq 0 ] || runs+="; warm start: decipherment of $decipher_clusters clusters"
   run_stage "$n" "supervised topline: the GAN's generator trained with CTC on the reference phones ($topline_epochs epochs, $gan_conf)" stage_topline
   run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; $runs), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle
