@@ -65,7 +65,8 @@ stage_sweep() {
   if [ "$decipher_clusters" -gt 0 ]; then
     # Training references only score the labels (decipher --labels); the fit never reads them.
     stage_cmd $py -m asr_gan.train.decipher --features "$segs/$train_split" --clusters "$decipher_clusters" \
-      --text "$text/train_text.phn" --phones "$text/phones.txt" --labels "$text/$train_split.phn" --out "$exp/decipher"
+      --text "$text/train_text.phn" --phones "$text/phones.txt" --labels "$text/$train_split.phn" \
+      --out "$exp/decipher"
     # The warm start of the toy section: 1000 cross-entropy updates on the labels, 500 discriminator-only
     # updates, and the warm generator competes in label-free selection from update 0. These lines come after
     # the template's, and YAML keeps a repeated key's last value.
@@ -151,6 +152,7 @@ stage_results() {
 # run_gan_stages FIRST: the shared stages numbered FIRST, FIRST+1, ...
 run_gan_stages() {
   local n=$1 runs="grid: ${grid:-none}"
+  [[ "$decipher_clusters" =~ ^[0-9]+$ ]] || die "--decipher-clusters $decipher_clusters: expected a whole number"
   [ -n "$settings" ] && runs="settings: $settings"
   [ "$decipher_clusters" -eq 0 ] || runs+="; warm start: decipherment of $decipher_clusters clusters"
   run_stage "$n" "supervised topline: the GAN's generator trained with CTC on the reference phones ($topline_epochs epochs, $gan_conf)" stage_topline
