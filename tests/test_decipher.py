@@ -114,3 +114,30 @@ def test_decipher_cli_names_a_missing_feature_set(toy, tmp_path, capsys):
                           "--phones", str(toy["phones"]), "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_units_are_the_clusters_the_decipherment_read(toy, tmp_path):
+    """One-hot rows of the decipherment's own cluster ids: deciphering their argmax gives the very same labels."""
+    from asr_gan.features import units
+    from asr_gan.features.storage import FeatureSet
+
+    kwargs = dict(restarts=2, iterations=30, labels=str(toy["train_labels"]), progress=False)
+    by_kmeans = decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "kmeans",
+                             clusters=11, **kwargs)
+    summary = units.write_units(toy["train"], tmp_path / "kmeans" / "model.npz", tmp_path / "units")
+    one_hot, source = FeatureSet(tmp_path / "units"), FeatureSet(toy["train"])
+    assert one_hot.dim == 11 and one_hot.utt_ids == source.utt_ids and list(one_hot.lengths) == list(source.lengths)
+    rows = np.asarray(one_hot.get(one_hot.utt_ids[0]))
+    assert set(np.unique(rows)) == {0.0, 1.0} and (rows.sum(1) == 1).all()
+    assert summary["rows"] == int(source.lengths.sum()) and 1 < summary["units_used"] <= 11
+
+    by_argmax = decipher.run(str(tmp_path / "units"), str(toy["text"]), str(toy["phones"]), tmp_path / "argmax",
+                             clusters=0, **kwargs)
+    assert by_argmax["per"] == by_kmeans["per"]
+    assert (tmp_path / "argmax" / "train.segments").read_text() == (tmp_path / "kmeans" / "train.segments").read_text()
+
+    # A decipherment of argmax symbols has no centroids to assign with; rows of another size do not fit them.
+    assert units.main(["--decipher-model", str(tmp_path / "argmax" / "model.npz"), "--features", str(toy["train"]),
+                       "--out", str(tmp_path / "none")]) == 1
+    with pytest.raises(ValueError, match=r"11-dim rows, but the centroids .* are 16-dim"):
+        units.write_units(tmp_path / "units", tmp_path / "kmeans" / "model.npz", tmp_path / "again")
