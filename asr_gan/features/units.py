@@ -3,9 +3,10 @@
 `asr_gan.train.decipher` reads each segment as the id of its nearest k-means centroid (after standardising the
 rows) and keeps the centroids and the standardisation in its `model.npz`. This writes those ids for any
 FeatureSet with the same rows (train, dev, test segments) as a FeatureSet of one-hot rows, one column per
-cluster. On it, supervised CTC with a per-row linear generator (kernel 1, no hidden layer) learns the best
-cluster -> phone lookup that labels allow: a ceiling for what any decipherment of those clusters can reach,
-which says whether the clusters or the search fail (README: the decipherment paragraphs of the demo section).
+cluster. On it, supervised CTC with a per-row linear generator (kernel 1, no hidden layer) learns the
+cluster -> phone lookup that labels give: how much each cluster alone says about its phone. It is a reference
+for a decipherment of the same clusters, not a bound on it: the decipherment also reads the phone bigram, so
+context can put it below the lookup (README: the decipherment paragraphs of the demo section).
 
 Example:
   python -m asr_gan.features.units --decipher-model exp/demo/decipher_mfcc/model.npz \\
