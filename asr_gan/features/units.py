@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr_gan.features.segmentation import assign_clusters
-from asr_gan.features.storage import FeatureSet, FeatureSetError, FeatureSetWriter
+from asr_gan.features.storage import FeatureSet, FeatureSetWriter
 
 
 def load_cluster_model(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         summary = write_units(args.features, args.decipher_model, args.out)
-    except (FileNotFoundError, FeatureSetError, ValueError) as err:
+    except (FileNotFoundError, ValueError) as err:  # FeatureSetError is a ValueError
         print(f"[units] error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(summary))

@@ -296,7 +296,7 @@ def plot_alignments(
     num: int = 3,
     utt_ids: Sequence[str] | None = None,
 ) -> list[Path]:
-    """`plot_alignment` for the first `num` utterances of `manifest` present in both CTMs (or for `utt_ids`).
+    """`plot_alignment` for the first `num` utterances of `manifest` in the reference CTM (or for `utt_ids`).
 
     Pictures are written as `out_dir/alignment_<utt_id>.png`; returns their paths. The utterances are those of
     the reference CTM: one with no line in the hypothesis CTM had an empty transcript (a CTM cannot write one)
