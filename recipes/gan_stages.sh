@@ -10,7 +10,7 @@
 #   gan_conf  the GAN settings template (conf/*.yaml)
 #   seeds     GAN seeds ("1 2 3")                 grid       sweep grid ("loss.cycle_audio=0,1"), may be empty
 #   settings  optional named settings instead of the grid ("base: audio:loss.cycle_audio=1"; asr_gan.train.sweep)
-#   parallel  concurrent CPU runs                 gan_updates  max_updates of each run
+#   parallel  concurrent GAN runs (over the GPUs) gan_updates  max_updates of each run
 #   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
 #   decipher_clusters   0 (default): the GAN starts from random weights (wav2vec-U); N > 0: the sweep stage first

@@ -147,7 +147,7 @@ declare_gan_options() {
   seeds=auto
   grid=loss.cycle_audio=0,1
   settings=""       # named settings instead of the grid: "base: audio:loss.cycle_audio=1" (NAME:key=value,...)
-  parallel=2        # CPU runs at a time (with GPUs: one run per GPU)
+  parallel=2        # GAN runs at a time (CPU processes; with GPUs dealt over them, at least one per GPU)
   gan_updates=auto
   topline_epochs=auto
   self_train_rounds=auto

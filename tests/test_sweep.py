@@ -20,6 +20,7 @@ from asr_gan.train.sweep import (
     parse_grid,
     read_run_metrics,
     summarise,
+    worker_slots,
 )
 
 
@@ -167,3 +168,14 @@ def test_named_settings_run_each_with_every_seed_and_are_summed_up_by_name(tmp_p
     assert yaml.safe_load((out / "base_seed1" / "sweep_config.yaml").read_text())["w"] == 5
     table = (out / "sweep.md").read_text()
     assert "| setting | w | seeds |" in table and "| base | - | 2 |" in table and "| zero | 0 | 2 |" in table
+
+
+def test_worker_slots_deal_runs_over_the_gpus_and_split_the_cpu_threads(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    cpu = worker_slots(2, gpus=0)
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in cpu] == ["", ""] and cpu[0]["OMP_NUM_THREADS"] == "8"
+    one_gpu = worker_slots(4, gpus=1)
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in one_gpu] == ["0"] * 4 and one_gpu[0]["OMP_NUM_THREADS"] == "4"
+    # never fewer workers than GPUs, so --parallel 1 still uses every GPU
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in worker_slots(1, gpus=2)] == ["0", "1"]
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in worker_slots(3, gpus=2)] == ["0", "1", "0"]

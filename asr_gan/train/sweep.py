@@ -2,7 +2,8 @@
 
 `python -m asr_gan.train.sweep` writes one config per run (the base YAML with the grid values and the
 seed set), runs `python -m asr_gan.train --config <run>/sweep_config.yaml --out <run>` for each as a
-subprocess (one per GPU, or `--parallel` CPU processes with the CPU threads split between them), reads
+subprocess (`--parallel` at a time, dealt over the GPUs when there are any, at least one per GPU; the CPU
+threads are split between them), reads
 each run's `metrics.jsonl` and reports a table (`sweep.md`, `sweep.json`).
 
 Examples:
@@ -181,21 +182,25 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
 # --------------------------------------------------------------------------------------------- running
 
 
-def worker_slots(parallel: int) -> list[dict[str, str]]:
-    """Environment of each concurrent worker: one per GPU, else `parallel` CPU workers sharing the cores."""
-    try:
-        import torch
+def worker_slots(parallel: int, gpus: int | None = None) -> list[dict[str, str]]:
+    """Environment of each concurrent worker.
 
-        gpus = torch.cuda.device_count()
-    except Exception:  # torch missing or CUDA broken: fall back to CPU workers
-        gpus = 0
-    if gpus > 0:
-        return [{"CUDA_VISIBLE_DEVICES": str(g)} for g in range(gpus)]
-    parallel = max(1, parallel)
+    With GPUs there are max(`parallel`, GPUs) workers, dealt round-robin over the GPUs: `--parallel 4` on one
+    GPU runs four runs on it at once (a wav2vec-U-size run uses a small part of an H100). Without a GPU,
+    `parallel` CPU workers share the cores. Either way each worker gets its share of the CPU threads.
+    """
+    if gpus is None:
+        try:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        except Exception:  # torch missing or CUDA broken: fall back to CPU workers
+            gpus = 0
+    workers = max(1, parallel, gpus)
     # Without this each process would start one thread per core and they would fight over the cores.
-    threads = str(max(1, (os.cpu_count() or 1) // parallel))
-    return [{"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-            for _ in range(parallel)]
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    return [{"CUDA_VISIBLE_DEVICES": str(n % gpus) if gpus else "", "OMP_NUM_THREADS": threads,
+             "MKL_NUM_THREADS": threads} for n in range(workers)]
 
 
 def _finished(run_dir: Path) -> bool:
@@ -444,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 (dotted keys reach into sections)")
     parser.add_argument("--settings", nargs="*", default=[],
                         help="named settings instead of a grid: NAME:key=value,key=value (NAME: = the base config)")
-    parser.add_argument("--parallel", type=int, default=defaults.parallel, help="CPU processes when no GPU")
+    parser.add_argument("--parallel", type=int, default=defaults.parallel, help="runs at a time: CPU processes, or runs dealt over the GPUs (at least one per GPU)")
     parser.add_argument("--train-command", default=defaults.train_command,
                         help="command template with {config} and {out} (default: python -m asr_gan.train ...)")
     parser.add_argument("--seed-key", default=defaults.seed_key, help="config key that holds the seed")
