@@ -100,6 +100,41 @@ def test_discriminator_scores_are_causal_and_ignore_padding():
     assert torch.allclose(disc(x, mask), disc(noisy, mask))
 
 
+def pad_wider(x: torch.Tensor, mask: torch.Tensor, extra: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch as a CUDA graph sees it: `extra` more padding positions (filled with zeros, as gathered)."""
+    wide = torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1)
+    return wide, torch.cat([mask, mask.new_ones(mask.shape[0], extra)], dim=1)
+
+
+def test_losses_of_a_batch_padded_wider_for_cuda_graphs_are_the_same():
+    torch.manual_seed(0)
+    lengths = torch.tensor([7, 4, 2])
+    mask = torch.arange(7)[None, :] >= lengths[:, None]
+    logits = torch.randn(3, 7, 5).masked_fill(mask.unsqueeze(-1), 0.0)
+    wide_logits, wide_mask = pad_wider(logits, mask, 6)
+    assert torch.allclose(losses.smoothness_loss(logits, mask), losses.smoothness_loss(wide_logits, wide_mask))
+    assert torch.allclose(losses.diversity_loss(logits.softmax(-1), mask),
+                          losses.diversity_loss(wide_logits.softmax(-1), wide_mask))
+    # merged to the batch's most runs, or (graphs) to its full width: the same runs, the rest padding
+    merged, merged_mask = merge_runs(logits.softmax(-1), mask, sample=False)
+    fixed, fixed_mask = merge_runs(logits.softmax(-1), mask, sample=False, width=7)
+    assert torch.equal(fixed[:, :merged.shape[1]], merged) and fixed_mask[:, merged.shape[1]:].all()
+    # the gradient penalty cuts to the shorter of the longest real and generated sequences
+    disc = Discriminator(5, hidden_dim=8, kernel_size=3)
+    real_lengths = torch.tensor([5, 3, 5])
+    real_mask = torch.arange(5)[None, :] >= real_lengths[:, None]
+    real = torch.nn.functional.one_hot(torch.randint(0, 5, (3, 5)), 5).float().masked_fill(real_mask[..., None], 0)
+    fake, fake_mask = merged.masked_fill(merged_mask[..., None], 0.0), merged_mask
+    wide_real, wide_real_mask = pad_wider(real, real_mask, 4)
+    wide_fake, wide_fake_mask = pad_wider(fixed, fixed_mask, 2)
+    for norm in ("channel", "sequence"):
+        torch.manual_seed(1)
+        narrow = losses.gradient_penalty(disc, real, fake, norm)
+        torch.manual_seed(1)
+        wide = losses.gradient_penalty(disc, wide_real, wide_fake, norm, wide_real_mask, wide_fake_mask)
+        assert torch.allclose(narrow, wide, atol=1e-6), norm
+
+
 def test_diversity_loss_is_zero_for_uniform_use_and_near_one_for_collapse():
     uniform = torch.eye(4).unsqueeze(0)  # each phone once
     mask = torch.zeros(1, 4, dtype=torch.bool)
@@ -370,3 +405,22 @@ def test_two_processes_under_torchrun_with_gloo_train_identical_replicas(toy, tm
                             capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")["step"] == 30
+
+
+def test_the_warm_up_updates_before_a_graph_capture_are_undone_exactly():
+    from asr_gan.train.graphs import _restore, _snapshot
+
+    torch.manual_seed(0)
+    disc = Discriminator(3, hidden_dim=8, kernel_size=3)
+    optimizer = torch.optim.Adam(disc.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in disc.parameters()]
+    saved = _snapshot([disc], [optimizer])  # no optimiser state yet: it is made by the first step
+    for _ in range(3):
+        optimizer.zero_grad()
+        disc(torch.rand(2, 5, 3), None).sum().backward()
+        optimizer.step()
+    assert not all(torch.equal(a, p) for a, p in zip(before, disc.parameters()))
+    _restore(saved, [optimizer])
+    assert all(torch.equal(a, p) for a, p in zip(before, disc.parameters()))
+    # the state made by the warm-up is that of an optimiser that never stepped
+    assert all(float(v.abs().sum()) == 0.0 for state in optimizer.state.values() for v in state.values())

@@ -118,6 +118,9 @@ class GanConfig:
     warm_start_discriminator_updates: int = 0
     device: str = "auto"
     amp: bool = True  # bfloat16 autocast on CUDA; the CPU always runs float32
+    # On one CUDA device, each kind of update is captured once as a CUDA graph and replayed (every batch is
+    # then padded to the data's longest sequence, or max_length); False launches every kernel from Python.
+    cuda_graphs: bool = True
     threads: int | None = None
     tensorboard: bool = True
     progress: bool = True

@@ -45,17 +45,17 @@ class SequenceBank:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def gather(self, index: np.ndarray, max_length: int = 0,
-               rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded batch of the sequences at `index`.
+    @property
+    def longest(self) -> int:
+        return int(self.lengths.max())
+
+    def plan(self, index: np.ndarray, max_length: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Host-side part of a batch: (3, B) int64 rows of sequence positions, crop starts and lengths.
 
         Args:
             index: (B,) sequence positions.
             max_length: crop longer sequences to this many positions (a random window when `rng` is
                 given, else the start); 0 = no crop.
-
-        Returns:
-            values (B, T, D) float32 or (B, T) int64, padded with zeros; padding_mask (B, T), True = pad.
         """
         lengths = self.lengths[index]
         starts = np.zeros_like(lengths)
@@ -64,13 +64,20 @@ class SequenceBank:
             if rng is not None:
                 starts = (rng.random(len(index)) * (excess + 1)).astype(np.int64)
             lengths = np.minimum(lengths, max_length)
-        width = int(lengths.max())
-        index_t = torch.from_numpy(np.asarray(index, dtype=np.int64)).to(self.device, non_blocking=True)
-        starts_t = torch.from_numpy(starts).to(self.device, non_blocking=True)
-        lengths_t = torch.from_numpy(lengths).to(self.device, non_blocking=True)
+        return np.stack([np.asarray(index, dtype=np.int64), starts, lengths])
+
+    def take(self, plan: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Device-side part: the padded batch of a (3, B) plan on the device, `width` positions wide (at least
+        its longest length; wider is what CUDA graphs need, one shape for every batch).
+
+        Returns:
+            values (B, width, D) float32 or (B, width) int64, padded with zeros; padding_mask (B, width),
+            True = pad.
+        """
+        index, starts, lengths = plan[0], plan[1], plan[2]
         steps = torch.arange(width, device=self.device)
-        padding_mask = steps[None, :] >= lengths_t[:, None]
-        positions = (self.offsets[index_t] + starts_t)[:, None] + steps[None, :]
+        padding_mask = steps[None, :] >= lengths[:, None]
+        positions = (self.offsets[index] + starts)[:, None] + steps[None, :]
         positions = positions.clamp_(max=self.values.shape[0] - 1)
         batch = self.values[positions]
         if batch.is_floating_point():
@@ -78,6 +85,13 @@ class SequenceBank:
         else:
             batch = batch.masked_fill(padding_mask, 0)
         return batch, padding_mask
+
+    def gather(self, index: np.ndarray, max_length: int = 0,
+               rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded batch of the sequences at `index`, as wide as its longest (cropped) sequence: `plan` then
+        `take`; see both for the arguments and results."""
+        plan = self.plan(index, max_length, rng)
+        return self.take(torch.from_numpy(plan).to(self.device, non_blocking=True), int(plan[2].max()))
 
 
 def read_phone_text(path: str | Path, inventory: PhoneInventory) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from asr_gan.train.config import GanConfig, config_to_dict, save_config
 from asr_gan.train.data import SequenceBank, feature_statistics, read_phone_text
 from asr_gan.train.distributed import (DistributedContext, average_gradients, barrier, broadcast_parameters,
                                        init_distributed, shutdown)
+from asr_gan.train.graphs import CapturedStep
 from asr_gan.train.merge import merge_runs
 from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
 
@@ -94,6 +95,12 @@ class GanTrainer:
         self.context = context or DistributedContext()
         self.device = pick_device(config.device, self.context)
         self.use_amp = config.amp and self.device.type == "cuda"
+        # CUDA graphs need one shape per update and no host-side work inside it: not under torchrun (the
+        # gradient all-reduce runs between backward and step) nor with the generator's batch norm (it selects
+        # the real positions by a boolean mask, whose size only the host can know).
+        self.use_graphs = (config.cuda_graphs and self.device.type == "cuda" and not self.context.enabled
+                           and not config.generator.batch_norm)
+        self.graphs: dict[str, CapturedStep] = {}
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.sampler = np.random.default_rng([config.seed, self.context.rank])
         self.inventory = PhoneInventory.load(config.phones)
@@ -160,12 +167,18 @@ class GanTrainer:
         self.discriminator_params = list(self.discriminator.parameters())
         if self.feature_discriminator is not None:
             self.discriminator_params += list(self.feature_discriminator.parameters())
+        # On CUDA one fused kernel per optimiser step; capturable keeps its step count on the device for graphs.
+        fast = {"fused": True, "capturable": self.use_graphs} if self.device.type == "cuda" else {}
         self.generator_optimizer = torch.optim.Adam(self.generator_params, lr=config.generator_lr,
                                                     betas=tuple(config.betas),
-                                                    weight_decay=config.generator_weight_decay)
+                                                    weight_decay=config.generator_weight_decay, **fast)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator_params, lr=config.discriminator_lr,
                                                         betas=tuple(config.betas),
-                                                        weight_decay=config.discriminator_weight_decay)
+                                                        weight_decay=config.discriminator_weight_decay, **fast)
+        if self.device.type == "cuda":
+            # With graphs every update has one shape, and finding cuDNN's fastest kernels for it pays; without,
+            # shapes change every batch and each new one would be benchmarked again.
+            torch.backends.cudnn.benchmark = self.use_graphs
 
     def _modules(self) -> list[torch.nn.Module]:
         return [m for m in (self.generator, self.discriminator, self.reverse_generator, self.feature_discriminator)
@@ -173,45 +186,79 @@ class GanTrainer:
 
     # -------------------------------------------------------------------------------------------- batches
 
-    def _audio_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        index = self.sampler.integers(len(self.train_bank), size=self.config.batch_size)
-        return self.train_bank.gather(index, self.config.max_length, self.sampler)
+    def _plan(self, bank: SequenceBank) -> np.ndarray:
+        """Host side of a batch from `bank`: (3, B) positions, crop starts and lengths (data.SequenceBank.plan)."""
+        index = self.sampler.integers(len(bank), size=self.config.batch_size)
+        return bank.plan(index, self.config.max_length, self.sampler)
 
-    def _text_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _width(self, bank: SequenceBank, plan: np.ndarray) -> int:
+        """Padded width of a batch: its longest sequence, or with CUDA graphs the longest the bank can give."""
+        if not self.use_graphs:
+            return int(plan[2].max())
+        return min(bank.longest, self.config.max_length) if self.config.max_length else bank.longest
+
+    def _text_batch(self, plan: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Phone ids (B, L), one-hot (B, L, P) zero at padding, padding mask (B, L)."""
-        index = self.sampler.integers(len(self.text_bank), size=self.config.batch_size)
-        ids, mask = self.text_bank.gather(index, self.config.max_length, self.sampler)
+        ids, mask = self.text_bank.take(plan, width)
         one_hot = F.one_hot(ids, len(self.inventory)).float().masked_fill(mask.unsqueeze(-1), 0.0)
         return ids, one_hot, mask
 
+    def _run(self, name: str, step: Callable[..., dict[str, torch.Tensor]],
+             banks: list[SequenceBank]) -> dict[str, torch.Tensor]:
+        """Draw a batch plan from each bank and run `step(*plans, *widths)`: eagerly, or as the CUDA graph
+        captured for `name` at its first call."""
+        plans = [self._plan(bank) for bank in banks]
+        widths = [self._width(bank, plan) for bank, plan in zip(banks, plans)]
+        tensors = [torch.from_numpy(plan).to(self.device, non_blocking=True) for plan in plans]
+        if not self.use_graphs:
+            return step(*tensors, *widths)
+        if name not in self.graphs:
+            optimizers = [self.generator_optimizer, self.discriminator_optimizer]
+            self.graphs[name] = CapturedStep(lambda *plans: step(*plans, *widths), tensors, self._modules(),
+                                             optimizers)
+        return self.graphs[name](*tensors)
+
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+        # Autocast's weight cache would hold casts made during a graph's capture: off with graphs.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp,
+                              cache_enabled=not self.use_graphs)
 
     # -------------------------------------------------------------------------------------------- updates
 
-    def _discriminator_batch(self) -> tuple[torch.Tensor, ...]:
-        """A fresh audio batch, its merged generator output (no gradients) and a text batch:
+    def _discriminator_batch(self, audio_plan: torch.Tensor, text_plan: torch.Tensor, audio_width: int,
+                             text_width: int) -> tuple[torch.Tensor, ...]:
+        """An audio batch, its merged generator output (no gradients) and a text batch:
         audio, audio_mask, fake, fake_mask, real, real_mask."""
-        audio, audio_mask = self._audio_batch()
-        _, real, real_mask = self._text_batch()
+        audio, audio_mask = self.train_bank.take(audio_plan, audio_width)
+        _, real, real_mask = self._text_batch(text_plan, text_width)
         with torch.no_grad(), self._autocast():
             logits, out_mask = self.generator(audio, audio_mask)
-        fake, fake_mask = merge_runs(logits.float().softmax(-1), out_mask, sample=True)
+        fake, fake_mask = merge_runs(logits.float().softmax(-1), out_mask, sample=True,
+                                     width=logits.shape[1] if self.use_graphs else None)
         return audio, audio_mask, fake, fake_mask, real, real_mask
 
     def discriminator_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The discriminator's scores (B,) of a fresh batch of generated output and of text; no update."""
-        _, _, fake, fake_mask, real, real_mask = self._discriminator_batch()
+        plans = [self._plan(self.train_bank), self._plan(self.text_bank)]
+        widths = [int(plan[2].max()) for plan in plans]
+        tensors = [torch.from_numpy(plan).to(self.device) for plan in plans]
+        _, _, fake, fake_mask, real, real_mask = self._discriminator_batch(*tensors, *widths)
         with torch.no_grad(), self._autocast():
             return self.discriminator(fake, fake_mask).float(), self.discriminator(real, real_mask).float()
 
     def discriminator_update(self) -> dict[str, torch.Tensor]:
+        return self._run("discriminator", self._discriminator_step, [self.train_bank, self.text_bank])
+
+    def _discriminator_step(self, audio_plan: torch.Tensor, text_plan: torch.Tensor, audio_width: int,
+                            text_width: int) -> dict[str, torch.Tensor]:
         weights = self.config.loss
-        audio, audio_mask, fake, fake_mask, real, real_mask = self._discriminator_batch()
+        audio, audio_mask, fake, fake_mask, real, real_mask = self._discriminator_batch(audio_plan, text_plan,
+                                                                                         audio_width, text_width)
         with self._autocast():
             adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
                                                     self.discriminator(real, real_mask))
-            penalty = losses.gradient_penalty(self.discriminator, real, fake, weights.gradient_penalty_norm)
+            penalty = losses.gradient_penalty(self.discriminator, real, fake, weights.gradient_penalty_norm,
+                                              real_mask, fake_mask)
         total = adversarial + weights.gradient_penalty * penalty
         logged = {"d_adversarial": adversarial, "d_gradient_penalty": penalty}
         if self.feature_discriminator is not None:
@@ -224,7 +271,8 @@ class GanTrainer:
                     self.feature_discriminator(fake_features.float(), fake_features_mask),
                     self.feature_discriminator(real_features, audio_mask))
                 feature_penalty = losses.gradient_penalty(self.feature_discriminator, real_features,
-                                                          fake_features.float(), weights.gradient_penalty_norm)
+                                                          fake_features.float(), weights.gradient_penalty_norm,
+                                                          audio_mask, fake_features_mask)
             total = total + weights.feature_adversarial * (feature_adversarial
                                                            + weights.gradient_penalty * feature_penalty)
             logged["d_feature_adversarial"] = feature_adversarial
@@ -233,8 +281,16 @@ class GanTrainer:
         return logged
 
     def generator_update(self) -> dict[str, torch.Tensor]:
+        text_side = self.config.loss.cycle_text > 0 or self.config.loss.feature_adversarial > 0
+        banks = [self.train_bank, self.text_bank] if text_side else [self.train_bank]
+        return self._run("generator", self._generator_step, banks)
+
+    def _generator_step(self, audio_plan: torch.Tensor, *rest: Any) -> dict[str, torch.Tensor]:
+        """One generator update; `rest` is (audio_width,) or, with the text cycle, (text_plan, audio_width,
+        text_width)."""
+        text_plan, audio_width, text_width = (None, rest[0], 0) if len(rest) == 1 else rest
         weights = self.config.loss
-        audio, audio_mask = self._audio_batch()
+        audio, audio_mask = self.train_bank.take(audio_plan, audio_width)
         for p in self.discriminator_params:
             p.requires_grad_(False)  # no discriminator gradients are needed in this update
         try:
@@ -242,7 +298,8 @@ class GanTrainer:
                 logits, out_mask = self.generator(audio, audio_mask)
             logits = logits.float()
             probs = logits.softmax(-1)
-            fake, fake_mask = merge_runs(probs, out_mask, sample=True)
+            fake, fake_mask = merge_runs(probs, out_mask, sample=True,
+                                         width=logits.shape[1] if self.use_graphs else None)
             with self._autocast():
                 adversarial = losses.generator_adversarial_loss(self.discriminator(fake, fake_mask))
             smoothness = losses.smoothness_loss(logits, out_mask)
@@ -255,8 +312,8 @@ class GanTrainer:
                 logged["g_bigram"] = bigram
             if weights.cycle_audio > 0:
                 total = total + weights.cycle_audio * self._audio_cycle(audio, audio_mask, probs, out_mask, logged)
-            if weights.cycle_text > 0 or weights.feature_adversarial > 0:
-                total = total + self._text_side(logged)
+            if text_plan is not None:
+                total = total + self._text_side(text_plan, text_width, logged)
         finally:
             for p in self.discriminator_params:
                 p.requires_grad_(True)
@@ -276,11 +333,11 @@ class GanTrainer:
         logged["cycle_audio"] = loss
         return loss
 
-    def _text_side(self, logged: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _text_side(self, text_plan: torch.Tensor, text_width: int, logged: dict[str, torch.Tensor]) -> torch.Tensor:
         """text phones -> features -> phones (cross-entropy), and the feature discriminator's adversarial loss."""
         assert self.reverse_generator is not None
         weights = self.config.loss
-        ids, one_hot, mask = self._text_batch()
+        ids, one_hot, mask = self._text_batch(text_plan, text_width)
         with self._autocast():
             features, features_mask = self.reverse_generator(one_hot, mask)
         total = torch.zeros((), device=self.device)

@@ -23,14 +23,16 @@ def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))
 
 
-def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     norm: str = "channel") -> torch.Tensor:
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, norm: str = "channel",
+                     real_mask: torch.Tensor | None = None, fake_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Gradient penalty on random interpolations of real (B_r, L_r, C) and fake (B_f, L_f, C).
 
-    Both are cut to the shorter batch and length. `norm="channel"` is wav2vec-U's: the gradient norm is taken
-    over time for each (sequence, channel), and the C penalties of a sequence are summed. `norm="sequence"`
-    is WGAN-GP's: one norm per sequence over all its positions and channels. Either way the result is the
-    mean over sequences.
+    Both are cut to the shorter batch and to the shorter of their longest sequences (with the padding masks
+    (B, L) given, that length is read from them on the device, so batches padded wider than their longest
+    sequence, as CUDA graphs need, give the same penalty as batches padded to it). `norm="channel"` is
+    wav2vec-U's: the gradient norm is taken over time for each (sequence, channel), and the C penalties of a
+    sequence are summed. `norm="sequence"` is WGAN-GP's: one norm per sequence over all its positions and
+    channels. Either way the result is the mean over sequences.
 
     The two differ in what they let the discriminator learn. Per channel, every phone's response has its
     norm held at 1, so its sign can only change by crossing zero, where the penalty is highest; a narrow
@@ -41,9 +43,15 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     batch = min(real.shape[0], fake.shape[0])
     length = min(real.shape[1], fake.shape[1])
     real, fake = real[:batch, :length].detach(), fake[:batch, :length].detach()
+    cut = None
+    if real_mask is not None and fake_mask is not None:
+        longest = torch.minimum((~real_mask[:batch]).sum(dim=1).max(), (~fake_mask[:batch]).sum(dim=1).max())
+        cut = (torch.arange(length, device=real.device) >= longest).expand(batch, length)
     alpha = torch.rand(batch, 1, 1, device=real.device, dtype=real.dtype)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    scores = discriminator(mixed, None)
+    # Positions past the cut are zeroed inside the discriminator: causal convs never carry them back, and
+    # their gradients are zero, as if they had been cut off.
+    scores = discriminator(mixed, cut)
     (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     if norm == "channel":
         return ((grads.norm(2, dim=1) - 1) ** 2).sum() / batch
@@ -53,10 +61,15 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
 
 
 def smoothness_loss(logits: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of consecutive logits (B, T, P), zero where the later position is padding."""
+    """Mean squared difference of consecutive logits (B, T, P), zero where the later position is padding.
+
+    The mean is over B x (T_max - 1) x P with T_max the longest sequence (not the padded width), so a batch
+    padded wider for a CUDA graph has the same loss.
+    """
     diff = (logits[:, :-1] - logits[:, 1:]) ** 2
     diff = diff.masked_fill(padding_mask[:, 1:].unsqueeze(-1), 0.0)
-    return diff.mean() if diff.numel() else logits.new_zeros(())
+    longest = (~padding_mask).sum(dim=1).max()
+    return diff.sum() / ((longest - 1).clamp(min=1) * logits.shape[0] * logits.shape[2])
 
 
 def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import torch
 
 
-def merge_runs(probs: torch.Tensor, padding_mask: torch.Tensor, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def merge_runs(probs: torch.Tensor, padding_mask: torch.Tensor, sample: bool,
+               width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge consecutive positions of one argmax.
 
     Args:
         probs: (B, T, P) phone distributions.
         padding_mask: (B, T) bool, True at padding.
         sample: True: one random position per run; False: the run's mean.
+        width: the merged width R; None = the most runs in the batch (read from the device: a host sync).
+            A CUDA graph needs one shape, and T always holds every run.
 
     Returns:
-        merged (B, R, P) with R the most runs in the batch, and its padding mask (B, R).
+        merged (B, R, P), and its padding mask (B, R).
     """
     batch, length, phones = probs.shape
     valid = ~padding_mask
@@ -30,7 +33,8 @@ def merge_runs(probs: torch.Tensor, padding_mask: torch.Tensor, sample: bool) ->
     starts &= valid
     run_id = starts.long().cumsum(dim=1) - 1  # (B, T), the run each position belongs to
     num_runs = starts.sum(dim=1)  # (B,)
-    width = max(int(num_runs.max()), 1)
+    if width is None:
+        width = max(int(num_runs.max()), 1)
     # Padding positions go to an extra run `width`, dropped at the end.
     run_id = run_id.masked_fill(~valid, width)
     if sample:
