@@ -147,7 +147,7 @@ declare_gan_options() {
   seeds=auto
   grid=loss.cycle_audio=0,1
   settings=""       # named settings instead of the grid: "base: audio:loss.cycle_audio=1" (NAME:key=value,...)
-  parallel=2        # GAN runs at a time (CPU processes; with GPUs dealt over them, at least one per GPU)
+  parallel=auto     # GAN runs at a time (CPU processes; with GPUs dealt over them, at least one per GPU)
   gan_updates=auto
   topline_epochs=auto
   self_train_rounds=auto
@@ -162,16 +162,18 @@ declare_gan_options() {
 # apply_training_profile: the GAN-stage sizes a recipe left at `auto`, from $profile (auto: training_profile) and
 # $features (ssl or mfcc):
 #   gpu: wav2vec-U's scale: 3 seeds x 150k updates of wav2vec-U's generator (SSL features) or a deeper one (MFCC,
-#        recipes/conf/gan_mfcc.yaml), a 40-epoch topline, 2 self-training rounds of a 2 x 256 BiLSTM student;
+#        recipes/conf/gan_mfcc.yaml), 4 runs at a time (one H100 trained 4 toy runs side by side at ~390
+#        updates/s each, README "Speed"), a 40-epoch topline, 2 self-training rounds of a 2 x 256 BiLSTM student;
 #   cpu: the demo's scale, so a TIMIT-sized corpus finishes on a 2-core machine (README): 2 seeds x 2000 updates
-#        of recipes/conf/gan_demo_cpu.yaml, a 25-epoch topline, 1 round of a 1 x 96 student for 6 epochs.
+#        of recipes/conf/gan_demo_cpu.yaml, 2 runs at a time, a 25-epoch topline, 1 round of a 1 x 96 student
+#        for 6 epochs.
 apply_training_profile() {
   [ "$profile" != auto ] || profile=$(training_profile)
   case "$profile" in
     gpu) fill_auto gan_conf "recipes/conf/$([ "$features" = ssl ] && echo gan_wav2vec_u.yaml || echo gan_mfcc.yaml)" \
-           seeds "1 2 3" gan_updates 150000 topline_epochs 40 self_train_rounds 2 self_train_epochs 20 \
+           seeds "1 2 3" parallel 4 gan_updates 150000 topline_epochs 40 self_train_rounds 2 self_train_epochs 20 \
            self_train_hidden 256 self_train_layers 2 ;;
-    cpu) fill_auto gan_conf recipes/conf/gan_demo_cpu.yaml seeds "1 2" gan_updates 2000 topline_epochs 25 \
+    cpu) fill_auto gan_conf recipes/conf/gan_demo_cpu.yaml seeds "1 2" parallel 2 gan_updates 2000 topline_epochs 25 \
            self_train_rounds 1 self_train_epochs 6 self_train_hidden 96 self_train_layers 1 ;;
     *) die "--profile $profile: expected auto, gpu or cpu" ;;
   esac

@@ -3,8 +3,8 @@
 `python -m asr_gan.train.sweep` writes one config per run (the base YAML with the grid values and the
 seed set), runs `python -m asr_gan.train --config <run>/sweep_config.yaml --out <run>` for each as a
 subprocess (`--parallel` at a time, dealt over the GPUs when there are any, at least one per GPU; the CPU
-threads are split between them), reads
-each run's `metrics.jsonl` and reports a table (`sweep.md`, `sweep.json`).
+threads are split between them), reads each run's `metrics.jsonl` and reports a table (`sweep.md`,
+`sweep.json`).
 
 Examples:
   # a grid: every combination of the values, each with every seed
@@ -449,7 +449,8 @@ def parse_args(argv: list[str] | None = None) -> SweepConfig:
     parser.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 (dotted keys reach into sections)")
     parser.add_argument("--settings", nargs="*", default=[],
                         help="named settings instead of a grid: NAME:key=value,key=value (NAME: = the base config)")
-    parser.add_argument("--parallel", type=int, default=defaults.parallel, help="runs at a time: CPU processes, or runs dealt over the GPUs (at least one per GPU)")
+    parser.add_argument("--parallel", type=int, default=defaults.parallel,
+                        help="runs at a time: CPU processes, or runs dealt over the GPUs (at least one per GPU)")
     parser.add_argument("--train-command", default=defaults.train_command,
                         help="command template with {config} and {out} (default: python -m asr_gan.train ...)")
     parser.add_argument("--seed-key", default=defaults.seed_key, help="config key that holds the seed")
