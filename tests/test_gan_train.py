@@ -327,15 +327,19 @@ def test_warm_start_from_deciphered_segments_starts_the_gan_from_a_reading_gener
     assert [r.get("selectable") for r in read_metrics(tmp_path / "short") if "valid_per" in r] == [False, None]
 
 
-def test_a_gan_started_at_the_true_mapping_stays_there(toy, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_a_gan_started_at_the_true_mapping_stays_there(toy, tmp_path, device):
     """The right answer must be a fixed point of the game: warm-started from the toy's true segment labels,
     adversarial updates with wav2vec-U's losses keep the PER near zero (a discriminator on the wrong side, or
-    a loss that pulls away from the truth, fails this)."""
-    config = toy_config(toy, max_updates=1000, valid_interval=250, seed=1, select_after=0,
+    a loss that pulls away from the truth, fails this). On CUDA the updates are replayed CUDA graphs."""
+    config = toy_config(toy, max_updates=1000, valid_interval=250, seed=1, select_after=0, device=device,
                         warm_start_labels=str(toy["train_segments"]), warm_start_updates=600,
                         warm_start_discriminator_updates=200)
     config.loss.gradient_penalty_norm = "sequence"
-    train_gan(config, tmp_path / "run")
+    trainer = GanTrainer(config, tmp_path / "run")
+    trainer.train()
+    assert sorted(trainer.graphs) == (["discriminator", "generator"] if device == "cuda" else [])
     pers = [r["valid_per"] for r in read_metrics(tmp_path / "run") if "valid_per" in r]
     assert len(pers) == 5 and pers[0] < 0.05, pers  # the warm start reads the toy
     assert max(pers) < 0.08, pers  # and a thousand adversarial updates keep it reading
