@@ -264,20 +264,12 @@ def transcribe(model: CTCPhoneModel, features: Sequence[np.ndarray], rows: Seque
     return hyps
 
 
-def edit_distance(ref: Sequence[Any], hyp: Sequence[Any]) -> int:
-    """Levenshtein distance (substitutions + deletions + insertions)."""
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1]
-
-
 def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
                      ignore: Sequence[str] = ("<SIL>",)) -> float:
-    """Corpus PER: total edit distance / total reference phones, `ignore` tokens removed from both sides."""
+    """Corpus PER: total edits / total reference phones, `ignore` tokens removed from both sides. The edits are
+    those of asr_gan.scoring (one definition of an error for training, selection and the scored results)."""
+    from asr_gan.scoring.error_rate import edit_counts
+
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     skip = set(ignore)
@@ -285,7 +277,7 @@ def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]
     for ref, hyp in zip(refs, hyps):
         ref = [p for p in ref if p not in skip]
         hyp = [p for p in hyp if p not in skip]
-        errors += edit_distance(ref, hyp)
+        errors += sum(edit_counts(ref, hyp))
         words += len(ref)
     return errors / max(words, 1)
 
