@@ -428,3 +428,15 @@ def test_the_warm_up_updates_before_a_graph_capture_are_undone_exactly():
     assert all(torch.equal(a, p) for a, p in zip(before, disc.parameters()))
     # the state made by the warm-up is that of an optimiser that never stepped
     assert all(float(v.abs().sum()) == 0.0 for state in optimizer.state.values() for v in state.values())
+
+
+def test_when_a_graph_cannot_be_captured_training_goes_on_eagerly_and_says_so(toy, tmp_path, capsys):
+    # On this CPU machine capture fails at its first CUDA call, as it would on a CUDA stack that cannot capture.
+    trainer = GanTrainer(toy_config(toy, max_updates=4, valid_interval=4), tmp_path / "run")
+    trainer.use_graphs = True
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    logged = trainer.discriminator_update()
+    assert "CUDA graph capture failed" in capsys.readouterr().out
+    assert not trainer.use_graphs and not trainer.graphs and torch.isfinite(logged["d_total"])
+    assert not all(torch.equal(a, p) for a, p in zip(before, trainer.discriminator.parameters()))  # it updated
+    assert torch.isfinite(trainer.generator_update()["g_total"])

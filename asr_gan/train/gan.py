@@ -214,9 +214,22 @@ class GanTrainer:
             return step(*tensors, *widths)
         if name not in self.graphs:
             optimizers = [self.generator_optimizer, self.discriminator_optimizer]
-            self.graphs[name] = CapturedStep(lambda *plans: step(*plans, *widths), tensors, self._modules(),
-                                             optimizers)
+            try:
+                self.graphs[name] = CapturedStep(lambda *plans: step(*plans, *widths), tensors, self._modules(),
+                                                 optimizers)
+            except RuntimeError as err:  # a CUDA stack that cannot capture this step: train on, eagerly
+                self._stop_graphs(f"{name} update: {err}")
+                return step(*tensors, *widths)
         return self.graphs[name](*tensors)
+
+    def _stop_graphs(self, why: str) -> None:
+        first_line = why.strip().splitlines()[0] if why.strip() else why
+        print(f"[gan] warning: CUDA graph capture failed ({first_line}); every update is launched eagerly from "
+              "now on (slower; set cuda_graphs: false to skip the attempt)", flush=True)
+        self.use_graphs = False
+        self.graphs.clear()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = False
 
     def _autocast(self):
         # Autocast's weight cache would hold casts made during a graph's capture: off with graphs.

@@ -33,16 +33,18 @@ class CapturedStep:
                  optimizers: list[torch.optim.Optimizer], warmup: int = 3) -> None:
         self.inputs = [t.clone() for t in inputs]
         saved = _snapshot(modules, optimizers)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                step(*self.inputs)
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.outputs = step(*self.inputs)
-        _restore(saved, optimizers)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(warmup):
+                    step(*self.inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = step(*self.inputs)
+        finally:  # captured or not, the warm-up leaves no trace
+            _restore(saved, optimizers)
 
     def __call__(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         for static, new in zip(self.inputs, inputs):
