@@ -141,3 +141,9 @@ def test_units_are_the_clusters_the_decipherment_read(toy, tmp_path):
                        "--out", str(tmp_path / "none")]) == 1
     with pytest.raises(ValueError, match=r"11-dim rows, but the centroids .* are 16-dim"):
         units.write_units(tmp_path / "units", tmp_path / "kmeans" / "model.npz", tmp_path / "again")
+
+
+def test_merged_phones_merge_runs_before_dropping_silence_like_the_gan_output():
+    inventory = PhoneInventory(["aa", "b", "<SIL>"])
+    ids = np.array(inventory.encode(["<SIL>", "aa", "aa", "b", "<SIL>", "<SIL>", "b", "b", "aa", "<SIL>"]))
+    assert decipher.merged_phones(ids, inventory) == ["aa", "b", "b", "aa"]

@@ -214,11 +214,14 @@ def decode(hmm: PhoneHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) 
 
 
 def merged_phones(ids: np.ndarray, inventory: PhoneInventory) -> list[str]:
-    """Segment phone ids -> the utterance's phones: runs merged, silence dropped, runs merged again."""
+    """Segment phone ids -> the utterance's phones: runs merged, then silence dropped. A phone on both sides of
+    a silence stays twice, as in the GAN's greedy output (asr_gan.train.selection) that the PER compares it with."""
     phones: list[str] = []
+    previous = None
     for phone in inventory.decode(ids.tolist()):
-        if phone != inventory.silence and (not phones or phones[-1] != phone):
+        if phone != previous and phone != inventory.silence:
             phones.append(phone)
+        previous = phone
     return phones
 
 
