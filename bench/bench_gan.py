@@ -106,12 +106,12 @@ def profile(paths: dict[str, str], out: Path, args: argparse.Namespace) -> None:
         if args.device == "cuda":
             torch.cuda.synchronize()
     table = prof.key_averages()
-    sort = "self_cuda_time_total" if args.device == "cuda" else "self_cpu_time_total"
     print(table.table(sort_by="self_cpu_time_total", row_limit=30))
     if args.device == "cuda":
-        print(table.table(sort_by=sort, row_limit=20))
+        print(table.table(sort_by="self_cuda_time_total", row_limit=20))
         launches = sum(e.count for e in table if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
         print(f"kernel launches per update: {launches / 200:.0f}")
+
 
 if __name__ == "__main__":
     main()
