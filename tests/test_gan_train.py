@@ -434,9 +434,12 @@ def test_when_a_graph_cannot_be_captured_training_goes_on_eagerly_and_says_so(to
     # On this CPU machine capture fails at its first CUDA call, as it would on a CUDA stack that cannot capture.
     trainer = GanTrainer(toy_config(toy, max_updates=4, valid_interval=4), tmp_path / "run")
     trainer.use_graphs = True
+    longest = int(trainer.train_bank.lengths.max())
+    assert f"CUDA graphs (batches padded to {longest} audio" in trainer.describe_execution()
     before = [p.detach().clone() for p in trainer.discriminator.parameters()]
     logged = trainer.discriminator_update()
     assert "CUDA graph capture failed" in capsys.readouterr().out
+    assert trainer.describe_execution() == "device cpu, float32, updates launched eagerly"
     assert not trainer.use_graphs and not trainer.graphs and torch.isfinite(logged["d_total"])
     assert not all(torch.equal(a, p) for a, p in zip(before, trainer.discriminator.parameters()))  # it updated
     assert torch.isfinite(trainer.generator_update()["g_total"])

@@ -193,8 +193,9 @@ class GanTrainer:
 
     def _width(self, bank: SequenceBank, plan: np.ndarray) -> int:
         """Padded width of a batch: its longest sequence, or with CUDA graphs the longest the bank can give."""
-        if not self.use_graphs:
-            return int(plan[2].max())
+        return self._graph_width(bank) if self.use_graphs else int(plan[2].max())
+
+    def _graph_width(self, bank: SequenceBank) -> int:
         return min(bank.longest, self.config.max_length) if self.config.max_length else bank.longest
 
     def _text_batch(self, plan: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -221,6 +222,16 @@ class GanTrainer:
                 self._stop_graphs(f"{name} update: {err}")
                 return step(*tensors, *widths)
         return self.graphs[name](*tensors)
+
+    def describe_execution(self) -> str:
+        """Where and how the updates run, for the log: device, precision, CUDA graphs and their padded widths."""
+        text = f"device {self.device}, {'bfloat16 autocast' if self.use_amp else 'float32'}"
+        if self.context.enabled:
+            text += f", {self.context.world_size} processes"
+        if not self.use_graphs:
+            return text + ", updates launched eagerly"
+        return (text + f", CUDA graphs (batches padded to {self._graph_width(self.train_bank)} audio and "
+                f"{self._graph_width(self.text_bank)} text positions)")
 
     def _stop_graphs(self, why: str) -> None:
         first_line = why.strip().splitlines()[0] if why.strip() else why
@@ -563,6 +574,8 @@ class GanTrainer:
                 print(f"[gan] resumed from {last} at update {self.step}", flush=True)
         elif main:
             (self.out / "metrics.jsonl").write_text("")
+        if main:
+            print(f"[gan] {self.describe_execution()}", flush=True)
         if main and config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
