@@ -162,8 +162,8 @@ declare_gan_options() {
 # apply_training_profile: the GAN-stage sizes a recipe left at `auto`, from $profile (auto: training_profile) and
 # $features (ssl or mfcc):
 #   gpu: wav2vec-U's scale: 3 seeds x 150k updates of wav2vec-U's generator (SSL features) or a deeper one (MFCC,
-#        recipes/conf/gan_mfcc.yaml), 4 runs at a time (one H100 trained 4 toy runs side by side at ~390
-#        updates/s each, README "Speed"), a 40-epoch topline, 2 self-training rounds of a 2 x 256 BiLSTM student;
+#        recipes/conf/gan_mfcc.yaml), 4 runs at a time (on one H100 a wav2vec-U-size toy run kept ~385 updates/s
+#        beside three others, README "Speed"), a 40-epoch topline, 2 self-training rounds of a 2 x 256 BiLSTM student;
 #   cpu: the demo's scale, so a TIMIT-sized corpus finishes on a 2-core machine (README): 2 seeds x 2000 updates
 #        of recipes/conf/gan_demo_cpu.yaml, 2 runs at a time, a 25-epoch topline, 1 round of a 1 x 96 student
 #        for 6 epochs.
