@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr_gan.features.segmentation import assign_clusters
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
+from asr_gan.train.decipher import cluster_sequences
 
 
 def load_cluster_model(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,7 +59,8 @@ def write_units(features: str | Path, model: str | Path, out: str | Path) -> dic
     counts = np.zeros(len(centroids), dtype=np.int64)
     with FeatureSetWriter(out, dim=len(centroids), meta={"units_of": str(features), "model": str(model)}) as writer:
         for utt_id in source.utt_ids:
-            ids = assign_clusters((np.asarray(source.get(utt_id), dtype=np.float32) - mean) / std, centroids)
+            # the decipherment's own reading of a row, so the units are the ids it deciphered
+            (ids,) = cluster_sequences([np.asarray(source.get(utt_id), dtype=np.float32)], centroids, mean, std)
             counts += np.bincount(ids, minlength=len(centroids))
             writer.add(utt_id, eye[ids])
     return {"features": str(features), "model": str(model), "out": str(out), "units": len(centroids),
