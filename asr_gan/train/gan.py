@@ -204,24 +204,28 @@ class GanTrainer:
         one_hot = F.one_hot(ids, len(self.inventory)).float().masked_fill(mask.unsqueeze(-1), 0.0)
         return ids, one_hot, mask
 
-    def _run(self, name: str, step: Callable[..., dict[str, torch.Tensor]],
-             banks: list[SequenceBank]) -> dict[str, torch.Tensor]:
-        """Draw a batch plan from each bank and run `step(*plans, *widths)`: eagerly, or as the CUDA graph
-        captured for `name` at its first call."""
+    def _draw(self, banks: list[SequenceBank]) -> tuple[list[torch.Tensor], list[int]]:
+        """A batch plan from each bank, on the device, and each batch's padded width."""
         plans = [self._plan(bank) for bank in banks]
         widths = [self._width(bank, plan) for bank, plan in zip(banks, plans)]
-        tensors = [torch.from_numpy(plan).to(self.device, non_blocking=True) for plan in plans]
+        return [torch.from_numpy(plan).to(self.device, non_blocking=True) for plan in plans], widths
+
+    def _run(self, name: str, step: Callable[[list[torch.Tensor], list[int]], dict[str, torch.Tensor]],
+             banks: list[SequenceBank]) -> dict[str, torch.Tensor]:
+        """Draw a batch plan from each bank and run `step(plans, widths)`: eagerly, or as the CUDA graph
+        captured for `name` at its first call."""
+        plans, widths = self._draw(banks)
         if not self.use_graphs:
-            return step(*tensors, *widths)
+            return step(plans, widths)
         if name not in self.graphs:
             optimizers = [self.generator_optimizer, self.discriminator_optimizer]
             try:
-                self.graphs[name] = CapturedStep(lambda *plans: step(*plans, *widths), tensors, self._modules(),
+                self.graphs[name] = CapturedStep(lambda *inputs: step(list(inputs), widths), plans, self._modules(),
                                                  optimizers)
             except RuntimeError as err:  # a CUDA stack that cannot capture this step: train on, eagerly
                 self._stop_graphs(f"{name} update: {err}")
-                return step(*tensors, *widths)
-        return self.graphs[name](*tensors)
+                return step(plans, widths)
+        return self.graphs[name](*plans)
 
     def describe_execution(self) -> str:
         """Where and how the updates run, for the log: device, precision, CUDA graphs and their padded widths."""
@@ -263,21 +267,18 @@ class GanTrainer:
 
     def discriminator_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The discriminator's scores (B,) of a fresh batch of generated output and of text; no update."""
-        plans = [self._plan(self.train_bank), self._plan(self.text_bank)]
-        widths = [int(plan[2].max()) for plan in plans]
-        tensors = [torch.from_numpy(plan).to(self.device) for plan in plans]
-        _, _, fake, fake_mask, real, real_mask = self._discriminator_batch(*tensors, *widths)
+        plans, widths = self._draw([self.train_bank, self.text_bank])
+        _, _, fake, fake_mask, real, real_mask = self._discriminator_batch(*plans, *widths)
         with torch.no_grad(), self._autocast():
             return self.discriminator(fake, fake_mask).float(), self.discriminator(real, real_mask).float()
 
     def discriminator_update(self) -> dict[str, torch.Tensor]:
         return self._run("discriminator", self._discriminator_step, [self.train_bank, self.text_bank])
 
-    def _discriminator_step(self, audio_plan: torch.Tensor, text_plan: torch.Tensor, audio_width: int,
-                            text_width: int) -> dict[str, torch.Tensor]:
+    def _discriminator_step(self, plans: list[torch.Tensor], widths: list[int]) -> dict[str, torch.Tensor]:
+        """One discriminator update on (audio, text) batch plans of these widths."""
         weights = self.config.loss
-        audio, audio_mask, fake, fake_mask, real, real_mask = self._discriminator_batch(audio_plan, text_plan,
-                                                                                         audio_width, text_width)
+        audio, audio_mask, fake, fake_mask, real, real_mask = self._discriminator_batch(*plans, *widths)
         with self._autocast():
             adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
                                                     self.discriminator(real, real_mask))
@@ -309,12 +310,10 @@ class GanTrainer:
         banks = [self.train_bank, self.text_bank] if text_side else [self.train_bank]
         return self._run("generator", self._generator_step, banks)
 
-    def _generator_step(self, audio_plan: torch.Tensor, *rest: Any) -> dict[str, torch.Tensor]:
-        """One generator update; `rest` is (audio_width,) or, with the text cycle, (text_plan, audio_width,
-        text_width)."""
-        text_plan, audio_width, text_width = (None, rest[0], 0) if len(rest) == 1 else rest
+    def _generator_step(self, plans: list[torch.Tensor], widths: list[int]) -> dict[str, torch.Tensor]:
+        """One generator update on an audio batch plan, and a text one when the text side is trained."""
         weights = self.config.loss
-        audio, audio_mask = self.train_bank.take(audio_plan, audio_width)
+        audio, audio_mask = self.train_bank.take(plans[0], widths[0])
         for p in self.discriminator_params:
             p.requires_grad_(False)  # no discriminator gradients are needed in this update
         try:
@@ -336,8 +335,8 @@ class GanTrainer:
                 logged["g_bigram"] = bigram
             if weights.cycle_audio > 0:
                 total = total + weights.cycle_audio * self._audio_cycle(audio, audio_mask, probs, out_mask, logged)
-            if text_plan is not None:
-                total = total + self._text_side(text_plan, text_width, logged)
+            if len(plans) > 1:
+                total = total + self._text_side(plans[1], widths[1], logged)
         finally:
             for p in self.discriminator_params:
                 p.requires_grad_(True)
