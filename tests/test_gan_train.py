@@ -368,6 +368,27 @@ def test_bigram_matching_pulls_the_outputs_toward_the_text_bigrams(toy, tmp_path
     assert len(bigram) == 8 and bigram[-1] < 0.85 * bigram[0], bigram
 
 
+@pytest.mark.parametrize("adversarial", [1.0, 0.0])
+def test_the_adversarial_weight_decides_whether_the_discriminator_moves_the_generator(toy, tmp_path, adversarial):
+    # Two identical trainers whose discriminators differ: their generator updates agree only without the
+    # adversarial term (loss.adversarial=0, e.g. bigram matching alone).
+    trainers = []
+    for name in ("a", "b"):
+        config = toy_config(toy, max_updates=2, valid_interval=2)
+        config.loss.adversarial, config.loss.bigram = adversarial, 1.0
+        trainers.append(GanTrainer(config, tmp_path / name))
+    noise = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in trainers[1].discriminator.parameters():
+            p.add_(torch.randn(p.shape, generator=noise))
+    for trainer in trainers:
+        torch.manual_seed(0)  # the same dropout masks and sampled run positions in both updates
+        trainer.generator_update()
+    same = all(torch.equal(a, b) for a, b in zip(trainers[0].generator.parameters(),
+                                                 trainers[1].generator.parameters()))
+    assert same == (adversarial == 0.0)
+
+
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(toy, tmp_path):
     run = tmp_path / "run"
     train_gan(toy_config(toy, max_updates=20, valid_interval=20, log_interval=10), run)

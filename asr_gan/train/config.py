@@ -58,6 +58,9 @@ class LossConfig:
     """Loss weights. wav2vec-U: gradient penalty 1.5, smoothness 0.5, code (diversity) penalty 4.0
     (its TIMIT/LibriSpeech configs sweep 1.5-2.0, 0.5-0.75 and 2-4). The cycle terms are asr_gan's."""
 
+    # The generator's adversarial term; 0 trains it on the other terms alone (e.g. bigram matching: output
+    # distribution matching without a discriminator).
+    adversarial: float = 1.0
     gradient_penalty: float = 1.5
     # What the gradient penalty holds at norm 1 (asr_gan/train/losses.py): "channel" (wav2vec-U) one norm per
     # (sequence, input channel), taken over time; "sequence" (WGAN-GP) one norm per sequence over all

@@ -327,7 +327,7 @@ class GanTrainer:
                 adversarial = losses.generator_adversarial_loss(self.discriminator(fake, fake_mask))
             smoothness = losses.smoothness_loss(logits, out_mask)
             diversity = losses.diversity_loss(probs, out_mask)
-            total = adversarial + weights.smoothness * smoothness + weights.diversity * diversity
+            total = weights.adversarial * adversarial + weights.smoothness * smoothness + weights.diversity * diversity
             logged = {"g_adversarial": adversarial, "g_smoothness": smoothness, "g_diversity": diversity}
             if self.text_bigrams is not None:
                 bigram = losses.bigram_matching_loss(fake, fake_mask, self.text_bigrams)
