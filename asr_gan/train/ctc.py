@@ -37,6 +37,7 @@ import yaml
 from tqdm import tqdm
 
 from asr_gan.models.ctc_model import MODEL_KINDS, CTCPhoneModel
+from asr_gan.scoring.error_rate import edit_counts
 from asr_gan.text.phones import PhoneInventory
 
 
@@ -268,8 +269,6 @@ def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]
                      ignore: Sequence[str] = ("<SIL>",)) -> float:
     """Corpus PER: total edits / total reference phones, `ignore` tokens removed from both sides. The edits are
     those of asr_gan.scoring (one definition of an error for training, selection and the scored results)."""
-    from asr_gan.scoring.error_rate import edit_counts
-
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     skip = set(ignore)
