@@ -15,7 +15,7 @@
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
 #   decipher_clusters   0 (default): the GAN starts from random weights (wav2vec-U); N > 0: the sweep stage first
 #             labels the training segments by decipherment of N k-means clusters (asr_gan.train.decipher), and
-#             every GAN run starts from those labels (README: toy section, "With ten times the audio")
+#             every GAN run starts from those labels (docs/gan_investigation.md, "With ten times the audio")
 #   train_split, dev_split, test_splits   split names (default train, dev, "test"; LibriSpeech keeps its
 #             subset names, e.g. train-clean-100, dev-clean, "test-clean test-other")
 

@@ -6,7 +6,7 @@ FeatureSet with the same rows (train, dev, test segments) as a FeatureSet of one
 cluster. On it, supervised CTC with a per-row linear generator (kernel 1, no hidden layer) learns the
 cluster -> phone lookup that labels give: how much each cluster alone says about its phone. It is a reference
 for a decipherment of the same clusters, not a bound on it: the decipherment also reads the phone bigram, so
-context can put it below the lookup (README: the decipherment paragraphs of the demo section).
+context can put it below the lookup (docs/gan_investigation.md: the decipherment paragraphs).
 
 Example:
   python -m asr_gan.features.units --decipher-model exp/demo/decipher_mfcc/model.npz \\

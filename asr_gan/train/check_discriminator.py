@@ -7,8 +7,8 @@ anything, trains the discriminator alone for `--updates` updates against the gen
 
 A working discriminator scores generated sequences above text (the convention of asr_gan/train/losses.py)
 and its loss falls below chance (ln 4 = 1.386). If it ranks text above generated output, its gradient points
-the generator away from text, and no number of GAN updates will help: the README's section on the
-gradient penalty shows such a case (the wav2vec-U per-channel penalty with a width-64 discriminator) and
+the generator away from text, and no number of GAN updates will help: docs/gan_investigation.md, "The
+gradient penalty", shows such a case (the wav2vec-U per-channel penalty with a width-64 discriminator) and
 its fix (`loss.gradient_penalty_norm=sequence`).
 
 Prints one JSON object: mean scores of generated and real sequences, their gap, the share of batches

@@ -37,8 +37,8 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     The two differ in what they let the discriminator learn. Per channel, every phone's response has its
     norm held at 1, so its sign can only change by crossing zero, where the penalty is highest; a narrow
     discriminator keeps the signs its first updates gave it, and on the demo corpus that ranked text as
-    generated (README, "the gradient penalty"). Per sequence, only the total is held, and the direction is
-    free.
+    generated (docs/gan_investigation.md, "The gradient penalty"). Per sequence, only the total is held, and
+    the direction is free.
     """
     batch = min(real.shape[0], fake.shape[0])
     length = min(real.shape[1], fake.shape[1])
