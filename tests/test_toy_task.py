@@ -1,7 +1,8 @@
-"""The toy decipherment task's size option (tests/fixtures/toy_phones.py): other inventories, same construction."""
+"""The toy decipherment task's options (tests/fixtures/toy_phones.py): other inventories and several voices."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from asr_gan.features.storage import FeatureSet
@@ -24,3 +25,35 @@ def test_toy_phones_keeps_the_named_ten_and_rejects_a_single_phone():
     assert toy_phones(10) == PHONES
     with pytest.raises(ValueError, match="at least 2"):
         toy_phones(1)
+
+
+def _phone_means(paths, utterance: int) -> dict[str, np.ndarray]:
+    """Mean training row of each phone in one training utterance (from `train.segments`)."""
+    rows = FeatureSet(paths["train"])[utterance]
+    labels = paths["train_segments"].read_text().splitlines()[utterance].split()[1:]
+    return {p: rows[[i for i, q in enumerate(labels) if q == p]].mean(axis=0) for p in set(labels)}
+
+
+@pytest.mark.parametrize("share", [1.0, 0.0])
+def test_toy_voices_take_turns_and_the_share_sets_how_far_their_phone_vectors_lie_apart(tmp_path, share):
+    paths = make_toy_task(tmp_path, num_audio=40, num_valid=5, num_text=200, voices=2, voice_share=share)
+    # Utterances 0 and 2 have voice 0, utterance 1 voice 1: compare the phones each pair shares.
+    same, other = _phone_means(paths, 0), _phone_means(paths, 2)
+    across = _phone_means(paths, 1)
+    same_gap = np.mean([np.linalg.norm(same[p] - other[p]) for p in same.keys() & other.keys()])
+    across_gap = np.mean([np.linalg.norm(same[p] - across[p]) for p in same.keys() & across.keys()])
+    assert same_gap < 1.0  # the noise alone (std 0.3 in 16 dimensions)
+    if share == 1.0:
+        assert across_gap > 3.0  # independent N(0, 1) vectors: about sqrt(2 * 16) = 5.7 apart
+    else:
+        assert across_gap < 1.0
+
+
+def test_one_voice_is_the_original_task_and_bad_voice_settings_are_refused(tmp_path):
+    one = make_toy_task(tmp_path / "one", num_audio=10, num_valid=2, num_text=50)
+    again = make_toy_task(tmp_path / "again", num_audio=10, num_valid=2, num_text=50, voices=1, voice_share=0.3)
+    assert np.array_equal(FeatureSet(one["train"])[3], FeatureSet(again["train"])[3])
+    with pytest.raises(ValueError, match="voices 0"):
+        make_toy_task(tmp_path / "bad", voices=0)
+    with pytest.raises(ValueError, match="voice_share 1.5"):
+        make_toy_task(tmp_path / "bad", voices=2, voice_share=1.5)
