@@ -147,3 +147,27 @@ def test_merged_phones_merge_runs_before_dropping_silence_like_the_gan_output():
     inventory = PhoneInventory(["aa", "b", "<SIL>"])
     ids = np.array(inventory.encode(["<SIL>", "aa", "aa", "b", "<SIL>", "<SIL>", "b", "b", "aa", "<SIL>"]))
     assert decipher.merged_phones(ids, inventory) == ["aa", "b", "b", "aa"]
+
+
+def test_per_speaker_decipherment_solves_voices_that_one_decipherment_of_all_cannot(tmp_path):
+    """Two voices with unrelated phone vectors: each phone has two acoustic modes. Deciphered together the
+    clusters mix both voices and EM's frequency start fails; each voice alone is the one-voice toy again."""
+    task = make_toy_task(tmp_path / "toy", num_audio=1500, num_text=3000, voices=2)
+    args = (str(task["train"]), str(task["text"]), str(task["phones"]))
+    together = decipher.run(*args, tmp_path / "together", clusters=32, restarts=4, iterations=50,
+                            labels=str(task["train_labels"]), progress=False)
+    apart = decipher.run(*args, tmp_path / "apart", clusters=16, restarts=4, iterations=50,
+                         labels=str(task["train_labels"]), progress=False, speakers=str(task["train_speakers"]))
+    assert together["per"] > 0.6 and apart["per"] < 0.05, (together["per"], apart["per"])
+    assert [(g["speaker"], g["utterances"]) for g in apart["speakers"]] == [("voice0", 750), ("voice1", 750)]
+    assert sorted(p.name for p in (tmp_path / "apart").glob("*.npz")) == ["model_voice0.npz", "model_voice1.npz"]
+    assert len(read_phone_labels(tmp_path / "apart" / "train.segments")) == 1500
+
+
+def test_decipher_names_a_speaker_map_that_misses_utterances(toy, tmp_path, capsys):
+    speakers = tmp_path / "utt2spk"
+    speakers.write_text("train0000 a\ntrain0001 b\n")
+    code = decipher.main(["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones", str(toy["phones"]),
+                          "--out", str(tmp_path / "out"), "--speakers", str(speakers), "--no-progress"])
+    assert code == 1
+    assert "utt2spk: no speaker for 298 utterances, e.g. train0002" in capsys.readouterr().err

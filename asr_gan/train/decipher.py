@@ -13,7 +13,8 @@ The Viterbi path gives every segment a phone (silence included): `train.segments
 generator (`warm_start_labels`), `train.phn` holds the merged phones for scoring and self-training.
 
 CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
-        --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn]
+        --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn] \
+        [--speakers utt2spk]   (Kaldi `utt speaker` lines: decipher each speaker on their own)
 """
 
 from __future__ import annotations
@@ -230,22 +231,34 @@ def cluster_sequences(features: Sequence[np.ndarray], centroids: np.ndarray, mea
     return [assign_clusters((f - mean) / std, centroids) for f in features]
 
 
-def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
-        iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True) -> dict:
-    """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
+def read_speakers(path: str | Path, utt_ids: Sequence[str]) -> dict[str, list[int]]:
+    """Kaldi `utt2spk` lines (`utt speaker`) -> {speaker: indices into utt_ids}, speakers in first-seen order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: speaker map (utt2spk) not found")
+    speaker_of: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{lineno}: expected `utterance speaker`, got {line!r}")
+        speaker_of[parts[0]] = parts[1]
+    missing = [u for u in utt_ids if u not in speaker_of]
+    if missing:
+        raise ValueError(f"{path}: no speaker for {len(missing)} utterances, e.g. {missing[0]}")
+    groups: dict[str, list[int]] = {}
+    for i, utt in enumerate(utt_ids):
+        groups.setdefault(speaker_of[utt], []).append(i)
+    return groups
 
-    `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
-    scores over classes (another recogniser's posteriors, one-hot unit ids).
-    """
-    from asr_gan.train.gan import load_feature_sequences
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    inventory = PhoneInventory.load(phones)
-    sequences, utt_ids = load_feature_sequences(features)
+def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
+                    clusters: int, restarts: int, iterations: int, seed: int,
+                    progress: bool) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int]:
+    """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols)."""
     stacked = np.concatenate(sequences)
     mean, std = stacked.mean(0), stacked.std(0) + 1e-5
-    symbols = "kmeans" if clusters > 0 else "argmax"
     if clusters > 0:
         centroids = fit_kmeans((stacked - mean) / std, clusters, seed=seed)
         cluster_seqs = cluster_sequences(sequences, centroids, mean, std)
@@ -253,21 +266,59 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         centroids = np.zeros((0, stacked.shape[1]), dtype=np.float32)
         clusters = stacked.shape[1]
         cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
+    result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress)
+    model = {"centroids": centroids, "mean": mean, "std": std, "start": result.hmm.start.numpy(),
+             "bigram": result.hmm.bigram.numpy(), "stay": result.hmm.stay.numpy(),
+             "emissions": result.hmm.emissions.numpy()}
+    return decode(result.hmm, cluster_seqs), result, model, clusters
+
+
+def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
+        iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
+        speakers: str | None = None) -> dict:
+    """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
+
+    `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
+    scores over classes (another recogniser's posteriors, one-hot unit ids).
+
+    `speakers` (a Kaldi utt2spk file) deciphers each speaker's utterances on their own, with their own
+    standardisation, clusters and emissions, and pools the labels. Across voices a phone has several acoustic
+    modes, and one decipherment of all of them fails where each voice alone is solved (docs/gan_investigation.md,
+    "Toy task with several voices"). The models go to `model_<speaker>.npz` instead of `model.npz`.
+    """
+    from asr_gan.train.gan import load_feature_sequences
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    inventory = PhoneInventory.load(phones)
+    sequences, utt_ids = load_feature_sequences(features)
+    groups = read_speakers(speakers, utt_ids) if speakers else {"": list(range(len(utt_ids)))}
     sentences = read_phone_text(text, inventory)
-    result = fit(cluster_seqs, clusters, sentences, len(inventory), restarts, iterations, seed, progress=progress)
-    paths = decode(result.hmm, cluster_seqs)
-    np.savez(out / "model.npz", centroids=centroids, mean=mean, std=std, start=result.hmm.start.numpy(),
-             bigram=result.hmm.bigram.numpy(), stay=result.hmm.stay.numpy(),
-             emissions=result.hmm.emissions.numpy())
+    paths: list[np.ndarray] = [np.zeros(0, np.int64)] * len(utt_ids)
+    per_group = []
+    began = time.time()
+    for speaker, rows in groups.items():
+        group_paths, result, model, symbols_count = _decipher_group(
+            [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress)
+        for i, path in zip(rows, group_paths):
+            paths[i] = path
+        np.savez(out / (f"model_{speaker}.npz" if speaker else "model.npz"), **model)
+        per_group.append({"speaker": speaker, "utterances": len(rows), "selected_restart": result.selected,
+                          "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
+                          "stay_mean": round(float(result.hmm.stay.mean()), 4)})
     write_phone_labels(out / "train.segments", {u: inventory.decode(p.tolist()) for u, p in zip(utt_ids, paths)})
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
     write_phone_labels(out / "train.phn", hyps)
-    report = {"features": str(features), "symbols": symbols, "clusters": clusters, "restarts": restarts,
-              "iterations": iterations, "seed": seed, "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
-              "selected_restart": result.selected, "seconds": round(result.seconds, 1),
-              "stay_mean": round(float(result.hmm.stay.mean()), 4),
-              "segments_per_phone": round(float(sum(len(s) for s in cluster_seqs))
+    report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
+              "clusters": symbols_count, "restarts": restarts, "iterations": iterations, "seed": seed,
+              "seconds": round(time.time() - began, 1),
+              "segments_per_phone": round(float(sum(len(s) for s in sequences))
                                           / max(1, sum(len(h) for h in hyps.values())), 3)}
+    if speakers:
+        report["speakers"] = per_group
+    else:
+        report.update({k: per_group[0][k] for k in ("log_likelihoods", "stay_mean")},
+                      selected_restart=per_group[0]["selected_restart"])
     if labels:
         scored = per_on_common(read_phone_labels(labels), hyps, inventory.silence)
         if scored is None:
@@ -290,11 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=100, help="EM iterations per restart")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labels", help="reference phones, `utt ph ...`: PER of the result, never used to fit")
+    parser.add_argument("--speakers", help="utt2spk file: decipher each speaker's utterances on their own")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
-                     args.iterations, args.seed, args.labels, not args.no_progress)
+                     args.iterations, args.seed, args.labels, not args.no_progress, args.speakers)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
