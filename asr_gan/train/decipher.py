@@ -302,7 +302,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress)
         for i, path in zip(rows, group_paths):
             paths[i] = path
-        np.savez(out / (f"model_{speaker}.npz" if speaker else "model.npz"), **model)
+        # A speaker id names a file here: no path separators (Kaldi ids have none, other maps might).
+        np.savez(out / (f"model_{speaker.replace('/', '_')}.npz" if speaker else "model.npz"), **model)
         per_group.append({"speaker": speaker, "utterances": len(rows), "selected_restart": result.selected,
                           "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
                           "stay_mean": round(float(result.hmm.stay.mean()), 4)})
