@@ -1,4 +1,5 @@
-"""The toy decipherment task's options (tests/fixtures/toy_phones.py): other inventories and several voices."""
+"""The toy decipherment task's options (tests/fixtures/toy_phones.py): other inventories, several voices, sentence
+lengths, phone classes and vector sizes."""
 
 from __future__ import annotations
 
@@ -61,3 +62,53 @@ def test_one_voice_is_the_original_task_and_bad_voice_settings_are_refused(tmp_p
         make_toy_task(tmp_path / "bad", voices=0)
     with pytest.raises(ValueError, match="voice_share 1.5"):
         make_toy_task(tmp_path / "bad", voices=2, voice_share=1.5)
+
+
+def test_sentence_lengths_follow_the_option_and_the_default_keeps_the_original_stream(tmp_path):
+    paths = make_toy_task(tmp_path / "long", num_audio=10, num_valid=20, num_text=300, length=(25, 40))
+    text = [line.split() for line in paths["text"].read_text().splitlines()]
+    assert all(s[0] == s[-1] == "<SIL>" for s in text)
+    lengths = [len(s) - 2 for s in text]
+    assert min(lengths) >= 25 and max(lengths) <= 40 and len(set(lengths)) > 10
+    refs = [len(line.split()) - 1 for line in paths["valid_labels"].read_text().splitlines()]
+    assert min(refs) >= 25 and max(refs) <= 40
+    one = make_toy_task(tmp_path / "one", num_audio=10, num_valid=2, num_text=50)
+    default = make_toy_task(tmp_path / "default", num_audio=10, num_valid=2, num_text=50, length=(6, 13),
+                            classes=1, dim=16)
+    assert one["text"].read_text() == default["text"].read_text()
+    assert np.array_equal(FeatureSet(one["train"])[4], FeatureSet(default["train"])[4])
+    with pytest.raises(ValueError, match="length"):
+        make_toy_task(tmp_path / "bad", length=(5, 3))
+
+
+def test_phone_classes_give_related_vectors_and_class_level_sequence_rules(tmp_path):
+    paths = make_toy_task(tmp_path, num_audio=200, num_valid=2, num_text=2000, num_phones=40, classes=4,
+                          class_share=0.8, noise=0.0)
+    inventory = PhoneInventory.load(paths["phones"])
+    features, labels = FeatureSet(paths["train"]), paths["train_segments"].read_text().splitlines()
+    vectors: dict[str, np.ndarray] = {}
+    for n in range(len(features)):
+        for row, phone in zip(features[n], labels[n].split()[1:]):
+            vectors[phone] = row  # noise 0: every row of a phone is its vector
+    of_class = {p: i % 4 for i, p in enumerate(inventory.symbols)}
+    phones = [p for p in vectors if p != "<SIL>"]
+    same = [np.linalg.norm(vectors[a] - vectors[b]) for a in phones for b in phones
+            if a < b and of_class[a] == of_class[b]]
+    apart = [np.linalg.norm(vectors[a] - vectors[b]) for a in phones for b in phones if of_class[a] != of_class[b]]
+    # Shared class part: within a class only the own part (variance 0.2 per dimension) differs.
+    assert np.mean(same) < 0.6 * np.mean(apart)  # 0.44 here; 1.00 with one class
+    # Class pairs have their own logits: the class bigram is far from the product of the class unigrams.
+    pairs = np.zeros((4, 4))
+    for line in paths["text"].read_text().splitlines():
+        ids = [of_class[p] for p in line.split() if p != "<SIL>"]
+        np.add.at(pairs, (ids[:-1], ids[1:]), 1)
+    joint = pairs / pairs.sum()
+    independent = np.outer(joint.sum(1), joint.sum(0))
+    assert np.abs(joint - independent).sum() > 0.4  # 0.72 here; 0.15 with one class
+    with pytest.raises(ValueError, match="classes 0"):
+        make_toy_task(tmp_path / "bad", classes=0)
+
+
+def test_vector_size_is_an_option(tmp_path):
+    paths = make_toy_task(tmp_path, num_audio=5, num_valid=2, num_text=50, dim=64)
+    assert FeatureSet(paths["train"]).dim == 64 and FeatureSet(paths["valid"]).dim == 64
