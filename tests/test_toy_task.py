@@ -72,11 +72,11 @@ def test_sentence_lengths_follow_the_option_and_the_default_keeps_the_original_s
     assert min(lengths) >= 25 and max(lengths) <= 40 and len(set(lengths)) > 10
     refs = [len(line.split()) - 1 for line in paths["valid_labels"].read_text().splitlines()]
     assert min(refs) >= 25 and max(refs) <= 40
-    one = make_toy_task(tmp_path / "one", num_audio=10, num_valid=2, num_text=50)
-    default = make_toy_task(tmp_path / "default", num_audio=10, num_valid=2, num_text=50, length=(6, 13),
-                            classes=1, dim=16)
-    assert one["text"].read_text() == default["text"].read_text()
-    assert np.array_equal(FeatureSet(one["train"])[4], FeatureSet(default["train"])[4])
+    # The default's first sentences as the toy wrote them before these options existed (the feature stream is
+    # pinned in the test above): the documented toy numbers depend on both.
+    default = make_toy_task(tmp_path / "default", num_audio=10, num_valid=2, num_text=50)
+    assert default["text"].read_text().splitlines()[:2] == [
+        "<SIL> m uw b uw b uw f m f m <SIL>", "<SIL> aa k d b uw b uw b uw iy k d eh <SIL>"]
     with pytest.raises(ValueError, match="length"):
         make_toy_task(tmp_path / "bad", length=(5, 3))
 
