@@ -8,10 +8,12 @@ Everything comes from Debian packages (bible-kjv, espeak-ng, flite), so the demo
   corpus `DIR/text_corpus.txt`, so no spoken sentence is in the text corpus.
 - Speakers: a voice (espeak-ng accent + variant, or a flite voice) with its own speed and pitch drawn from
   the seed. Dev and test voices are never heard in training (kal and kal16 are one flite speaker and both
-  stay in training).
+  stay in training). `--voices ENGINE:VOICE ...` instead speaks every split with the voices named, for
+  diagnosis (one voice, many utterances); such a corpus has no held-out voice.
 - Audio: 16 kHz mono 16-bit wav (sox resampling, peak at -1 dBFS) under `DIR/wav/<split>/`; manifests `DIR/{train,dev,test}.jsonl` carry the
   words and reference phones from our CMUdict + espeak-ng G2P (the same as the text side), no silence.
-- Resumable: existing readable wav files are kept. `DIR/speakers.json` records every voice's settings.
+- Resumable: existing readable wav files are kept; a rebuild writes the same bytes. `DIR/speakers.json`
+  records every voice's settings.
 
 CLI: `python -m data_prep.demo --out data/ [--size tiny|small|default] [--num-train-utts N] ...`
 """
@@ -27,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
@@ -84,6 +87,9 @@ class DemoConfig:
     max_words: int = 15
     seed: int = 1
     workers: int = 2
+    # ENGINE:VOICE names that replace SPLIT_VOICES in every split (a same-voice corpus for diagnosis); None = the
+    # held-out-voice demo.
+    voices: list[str] | None = None
 
     def counts(self) -> tuple[int, int, int, int | None]:
         if self.size not in SIZES:
@@ -97,10 +103,24 @@ class DemoConfig:
         )
 
 
-def speaker_voices(seed: int) -> dict[str, list[Voice]]:
-    """The speakers of each split, with speed and pitch drawn from `seed` (stable per speaker name)."""
+def parse_voices(names: Sequence[str]) -> list[tuple[str, str]]:
+    """`ENGINE:VOICE` names (`espeak-ng:en-us`, `flite:awb`) -> (engine, voice) pairs; ValueError names a bad one."""
+    pairs = []
+    for name in names:
+        engine, _, voice = name.partition(":")
+        if engine not in ("espeak-ng", "flite") or not voice:
+            raise ValueError(f"--voices {name!r}: write ENGINE:VOICE with ENGINE espeak-ng or flite")
+        pairs.append((engine, voice))
+    return pairs
+
+
+def speaker_voices(seed: int, same_voices: Sequence[str] | None = None) -> dict[str, list[Voice]]:
+    """The speakers of each split, with speed and pitch drawn from `seed` (stable per speaker name).
+
+    `same_voices` (`ENGINE:VOICE` names) puts those voices in every split instead of SPLIT_VOICES."""
     voices: dict[str, list[Voice]] = {}
-    for split, names in SPLIT_VOICES.items():
+    split_names = SPLIT_VOICES if not same_voices else {split: parse_voices(same_voices) for split in SPLIT_VOICES}
+    for split, names in split_names.items():
         voices[split] = []
         for engine, name in names:
             speaker = f"{'es' if engine == 'espeak-ng' else 'fl'}-{name.replace('+', '-')}"
@@ -161,8 +181,10 @@ def _synthesise(job: _Job) -> tuple[str, int, str | None]:
     tmp = path.with_name(path.stem + ".tmp.wav")
     try:
         subprocess.run(_synthesise_command(job.voice, job.text, str(raw)), capture_output=True, check=True, timeout=60)
-        subprocess.run(["sox", str(raw), "-b", "16", "-c", "1", str(tmp), "rate", str(SAMPLE_RATE), "gain", "-n", "-1"],
-                       capture_output=True, check=True, timeout=60)
+        # -R: sox dithers the 16-bit output with a fresh random seed unless told to repeat it, and then two
+        # builds of the same corpus differ in every file.
+        subprocess.run(["sox", "-R", str(raw), "-b", "16", "-c", "1", str(tmp), "rate", str(SAMPLE_RATE), "gain", "-n",
+                        "-1"], capture_output=True, check=True, timeout=60)
         info = audio_info(tmp)
         if info.sample_rate != SAMPLE_RATE or info.channels != 1:
             return job.utt_id, 0, f"{tmp}: sox wrote {info.sample_rate} Hz, {info.channels} channels"
@@ -205,7 +227,7 @@ def prepare_demo(config: DemoConfig) -> dict[str, list[Utterance]]:
     # Spoken sentences need reference phones; a sentence without a pronunciation is reported and replaced.
     pronouncer = Pronouncer()
     pronouncer.add_words(w for s in sentences[: spoken_total * 2] for w in s.split())
-    voices = speaker_voices(config.seed)
+    voices = speaker_voices(config.seed, config.voices)
     jobs: list[_Job] = []
     phones_of: dict[str, str] = {}
     cursor = 0
@@ -283,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-words", type=int, default=15)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="parallel synthesis processes")
+    parser.add_argument("--voices", nargs="+", metavar="ENGINE:VOICE",
+                        help="speak every split with these voices (e.g. espeak-ng:en-us): a same-voice corpus for "
+                             "diagnosis, whose dev and test voices are heard in training")
     args = parser.parse_args(argv)
     config = DemoConfig(**vars(args))
     print("[demo] config: " + json.dumps(asdict(config), default=str))

@@ -58,3 +58,16 @@ def test_demo_corpus_is_deterministic_and_keeps_existing_audio(tmp_path):
                                     num_test_utts=1, num_text_sentences=20, seed=5))
     assert [u.words for u in other["train"]] == [u.words for u in first["train"]]
     assert (tmp_path / "a/text_corpus.txt").read_text() == (tmp_path / "b/text_corpus.txt").read_text()
+    # The audio too, byte for byte (sox's dither is seeded).
+    for a, b in zip(first["train"] + first["test"], other["train"] + other["test"]):
+        assert open(a.audio, "rb").read() == open(b.audio, "rb").read(), (a.audio, b.audio)
+
+
+def test_voices_option_speaks_every_split_with_the_named_voices_and_names_a_bad_one(tmp_path, capsys):
+    args = ["--size", "tiny", "--num-train-utts", "2", "--num-dev-utts", "1", "--num-test-utts", "1",
+            "--num-text-sentences", "20"]
+    assert main(["--out", str(tmp_path / "one"), *args, "--voices", "espeak-ng:en-us"]) == 0
+    speakers = {u.speaker for s in ("train", "dev", "test") for u in read_manifest(tmp_path / "one" / f"{s}.jsonl")}
+    assert speakers == {"es-en-us"}
+    assert main(["--out", str(tmp_path / "bad"), *args, "--voices", "en-us"]) == 1
+    assert "--voices 'en-us'" in capsys.readouterr().err
