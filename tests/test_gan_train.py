@@ -150,6 +150,18 @@ def test_straight_through_one_hot_is_hard_forward_and_soft_backward():
     assert torch.allclose(hard, torch.tensor([[0.0, 1.0, 0.0]]))
     (hard * torch.tensor([[1.0, 0.0, 0.0]])).sum().backward()
     assert logits.grad.abs().sum() > 0
+    merged = torch.tensor([[[0.2, 0.7, 0.1], [0.0, 0.0, 0.0]]])  # a phone, then a padding row
+    assert torch.equal(losses.straight_through_one_hot(merged), torch.tensor([[[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]]))
+
+
+def test_hard_adversarial_inputs_show_the_discriminator_one_hot_phones_and_still_train(toy, tmp_path):
+    trainer = GanTrainer(toy_config(toy, max_updates=4, loss={"adversarial_hard": True}), tmp_path / "run")
+    plans, widths = trainer._draw([trainer.train_bank, trainer.text_bank])
+    fake = trainer._discriminator_batch(*plans, *widths)[2]
+    assert set(fake.unique().tolist()) == {0.0, 1.0}
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    trainer.generator_update()
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, trainer.generator.parameters()))
 
 
 def test_bigram_distribution_counts_consecutive_phones_with_smoothing():

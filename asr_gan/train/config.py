@@ -82,6 +82,10 @@ class LossConfig:
     # The audio cycle passes hard one-hot phones (straight-through gradients) to the reverse generator, so
     # the phones themselves must carry the content: a soft distribution could hide it in tiny probabilities.
     cycle_hard: bool = True
+    # The discriminator sees the generator's merged outputs as hard one-hot phones (straight-through gradients
+    # to the generator), as it sees text, instead of soft distributions (wav2vec-U): it can then not tell the
+    # two apart by how peaked the distributions are.
+    adversarial_hard: bool = False
 
 
 @dataclass

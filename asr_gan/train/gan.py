@@ -263,6 +263,8 @@ class GanTrainer:
             logits, out_mask = self.generator(audio, audio_mask)
         fake, fake_mask = merge_runs(logits.float().softmax(-1), out_mask, sample=True,
                                      width=logits.shape[1] if self.use_graphs else None)
+        if self.config.loss.adversarial_hard:
+            fake = losses.straight_through_one_hot(fake)
         return audio, audio_mask, fake, fake_mask, real, real_mask
 
     def discriminator_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,8 +325,9 @@ class GanTrainer:
             probs = logits.softmax(-1)
             fake, fake_mask = merge_runs(probs, out_mask, sample=True,
                                          width=logits.shape[1] if self.use_graphs else None)
+            shown = losses.straight_through_one_hot(fake) if weights.adversarial_hard else fake
             with self._autocast():
-                adversarial = losses.generator_adversarial_loss(self.discriminator(fake, fake_mask))
+                adversarial = losses.generator_adversarial_loss(self.discriminator(shown, fake_mask))
             smoothness = losses.smoothness_loss(logits, out_mask)
             diversity = losses.diversity_loss(probs, out_mask)
             total = weights.adversarial * adversarial + weights.smoothness * smoothness + weights.diversity * diversity

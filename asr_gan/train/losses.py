@@ -83,9 +83,11 @@ def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Ten
 
 
 def straight_through_one_hot(probs: torch.Tensor) -> torch.Tensor:
-    """One-hot of the argmax in the forward pass, the softmax's gradient in the backward pass."""
+    """One-hot of the argmax in the forward pass, the softmax's gradient in the backward pass. All-zero rows
+    (the padding of merged outputs) stay zero."""
     hard = F.one_hot(probs.argmax(dim=-1), probs.shape[-1]).to(probs.dtype)
-    return hard + probs - probs.detach()
+    hard = hard * (probs.sum(dim=-1, keepdim=True) > 0).to(probs.dtype)
+    return hard + probs - probs.detach() if probs.requires_grad else hard
 
 
 def reconstruction_loss(reconstructed: torch.Tensor, target: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
