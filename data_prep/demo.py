@@ -119,7 +119,10 @@ def speaker_voices(seed: int, same_voices: Sequence[str] | None = None) -> dict[
 
     `same_voices` (`ENGINE:VOICE` names) puts those voices in every split instead of SPLIT_VOICES."""
     voices: dict[str, list[Voice]] = {}
-    split_names = SPLIT_VOICES if not same_voices else {split: parse_voices(same_voices) for split in SPLIT_VOICES}
+    split_names = SPLIT_VOICES
+    if same_voices:
+        pairs = parse_voices(same_voices)
+        split_names = {split: pairs for split in SPLIT_VOICES}
     for split, names in split_names.items():
         voices[split] = []
         for engine, name in names:

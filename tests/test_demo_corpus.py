@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import soundfile
 
@@ -60,7 +61,7 @@ def test_demo_corpus_is_deterministic_and_keeps_existing_audio(tmp_path):
     assert (tmp_path / "a/text_corpus.txt").read_text() == (tmp_path / "b/text_corpus.txt").read_text()
     # The audio too, byte for byte (sox's dither is seeded).
     for a, b in zip(first["train"] + first["test"], other["train"] + other["test"]):
-        assert open(a.audio, "rb").read() == open(b.audio, "rb").read(), (a.audio, b.audio)
+        assert Path(a.audio).read_bytes() == Path(b.audio).read_bytes(), (a.audio, b.audio)
 
 
 def test_voices_option_speaks_every_split_with_the_named_voices_and_names_a_bad_one(tmp_path, capsys):
