@@ -1,0 +1,131 @@
+"""Oracle segments: one mean-pooled feature row per reference phone, cut where a supervised model aligns it.
+
+The GAN reads segments from an unsupervised segmenter (k-means runs, pair pooling), which cut phones into
+pieces and merge neighbours. Training it on segments cut at the true phone boundaries takes that cause of
+failure away, as `asr_gan.train.posteriors` takes the features away. A corpus without time marks gets its
+boundaries from a forced alignment (torchaudio's `forced_align`) of the references with a CTC model trained on
+the frames (`python -m asr_gan.train.ctc --model bilstm --upsample 1`): a phone runs from the frame where the
+model first emits it to the frame before the next phone's first emission; the last phone ends at its last
+emission. The frames before the first phone and after the last become one silence row each.
+
+Writes a FeatureSet of the rows and `<out>.segments` (`utt phone ...`, one phone per row, silence included), the
+format of the GAN's `warm_start_labels`. An utterance without references, or that cannot be aligned (more
+phones than frames), is reported with its id and skipped; the rest are written.
+
+CLI: python -m asr_gan.train.oracle_segments --checkpoint exp/x/frame_ctc/checkpoint_best.pt \
+        --features exp/x/feats/mfcc/train --labels exp/x/text/train.phn --out exp/x/oracle_segments/train
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio
+
+from asr_gan.features.storage import FeatureSetWriter
+from asr_gan.text.phones import SILENCE
+from asr_gan.train.ctc import load_ctc_checkpoint, load_feature_set, read_phone_labels
+from asr_gan.train.posteriors import log_posteriors
+
+
+def phone_starts(log_probs: torch.Tensor, targets: list[int], blank: int) -> tuple[list[int], int]:
+    """Forced alignment of `targets` to (T, C) log-probabilities: each target's first frame, and the last frame
+    any target is emitted on."""
+    path, _ = torchaudio.functional.forced_align(log_probs[None], torch.tensor([targets], dtype=torch.int32),
+                                                 blank=blank)
+    path = path[0].tolist()
+    starts, previous = [], blank
+    for t, symbol in enumerate(path):
+        if symbol != blank and symbol != previous:
+            starts.append(t)
+        previous = symbol
+    # Two equal neighbours are aligned with a blank between them, so each target starts once.
+    last = max(t for t, symbol in enumerate(path) if symbol != blank)
+    return starts, last
+
+
+def pool_phones(frames: np.ndarray, phones: list[str], starts: list[int], last: int,
+                silence: str) -> tuple[np.ndarray, list[str]]:
+    """Mean of each phone's frames, with a silence row for the frames before the first and after the last."""
+    bounds = [*starts, last + 1]
+    rows = [frames[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]
+    labels = list(phones)
+    if starts[0] > 0:
+        rows.insert(0, frames[:starts[0]].mean(axis=0))
+        labels.insert(0, silence)
+    if last + 1 < len(frames):
+        rows.append(frames[last + 1:].mean(axis=0))
+        labels.append(silence)
+    return np.asarray(rows, dtype=np.float32), labels
+
+
+def write_oracle_segments(checkpoint: str | Path, features_dir: str | Path, labels: str | Path,
+                          out: str | Path, progress: bool = True) -> tuple[int, list[str]]:
+    """Write the oracle segments of `features_dir` to `out` and `<out>.segments`; returns (written, problems)."""
+    model, inventory, _ = load_ctc_checkpoint(checkpoint, "cpu")
+    features = load_feature_set(features_dir)
+    refs = read_phone_labels(labels)
+    outputs = log_posteriors(model, features, progress=progress)
+    silence = inventory.silence or SILENCE  # the silence row's label when the model's inventory has none
+    problems: list[str] = []
+    lines: list[str] = []
+    meta = {"kind": "oracle_segments", "checkpoint": str(checkpoint), "source": str(features_dir),
+            "labels": str(labels)}
+    with FeatureSetWriter(out, features[0].shape[1], meta=meta) as writer:
+        for i, utt_id in enumerate(features.utt_ids):
+            frames = np.asarray(features[i], dtype=np.float32)
+            if len(outputs[i]) != len(frames):
+                raise ValueError(f"{checkpoint}: {len(outputs[i])} output positions for {len(frames)} frames of "
+                                 f"{utt_id}; oracle segments need one output per frame (a model without stride, "
+                                 f"trained by `asr_gan.train.ctc` on the frames of {features_dir})")
+            phones = [p for p in refs.get(utt_id, []) if p != inventory.silence]
+            if not phones:
+                problems.append(f"{labels}: {utt_id}: no reference phones; skipped")
+                continue
+            unknown = sorted({p for p in phones if p not in inventory})
+            if unknown:
+                problems.append(f"{labels}: {utt_id}: phones not in the model's inventory {unknown}; skipped")
+                continue
+            try:
+                starts, last = phone_starts(torch.from_numpy(outputs[i]), [inventory.index(p) for p in phones],
+                                            blank=len(inventory))
+            except RuntimeError as err:  # torchaudio refuses targets longer than the frames
+                problems.append(f"{features_dir}: {utt_id}: {len(phones)} phones cannot be aligned to "
+                                f"{len(frames)} frames ({err}); skipped")
+                continue
+            rows, row_labels = pool_phones(frames, phones, starts, last, silence)
+            writer.add(utt_id, rows)
+            lines.append(f"{utt_id} {' '.join(row_labels)}\n")
+    Path(f"{out}.segments").write_text("".join(lines), encoding="utf-8")
+    return len(lines), problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.oracle_segments",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint of python -m asr_gan.train.ctc trained on these frames")
+    parser.add_argument("--features", required=True, help="the frames that model reads")
+    parser.add_argument("--labels", required=True, help="reference phones (`utt ph ...`)")
+    parser.add_argument("--out", required=True, help="output feature set folder (labels go to <out>.segments)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        written, problems = write_oracle_segments(args.checkpoint, args.features, args.labels, args.out,
+                                                  progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"[oracle_segments] error: {err}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"[oracle_segments] {problem}", file=sys.stderr)
+    print(f"[oracle_segments] wrote {written} utterances to {args.out} and {args.out}.segments"
+          + (f"; skipped {len(problems)}" if problems else ""))
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
