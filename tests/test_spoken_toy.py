@@ -46,3 +46,6 @@ def test_spoken_toy_is_deterministic_and_names_a_voice_espeak_does_not_know(tmp_
     assert not (tmp_path / "c").exists(), "a bad voice is refused before anything is written"
     make_spoken_toy(tmp_path / "d", num_audio=1, num_dev=1, num_text=1, voices=["gmw/en", "en-us+f2"],
                     progress=False)
+    unpadded = make_spoken_toy(tmp_path / "e", num_audio=2, num_dev=1, num_text=5, pad=0.0, progress=False)
+    lengths = [[u.num_samples for u in read_manifest(p[name])] for p in (first, unpadded) for name in ("train", "dev")]
+    assert [a - b for a, b in zip(sum(lengths[:2], []), sum(lengths[2:], []))] == [6400, 6400, 6400]
