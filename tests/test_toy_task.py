@@ -112,3 +112,20 @@ def test_phone_classes_give_related_vectors_and_class_level_sequence_rules(tmp_p
 def test_vector_size_is_an_option(tmp_path):
     paths = make_toy_task(tmp_path, num_audio=5, num_valid=2, num_text=50, dim=64)
     assert FeatureSet(paths["train"]).dim == 64 and FeatureSet(paths["valid"]).dim == 64
+
+
+def test_context_share_makes_a_phone_vector_depend_on_its_neighbours_and_zero_keeps_the_stream(tmp_path):
+    plain = make_toy_task(tmp_path / "plain", num_audio=30, num_valid=2, num_text=50, noise=0.0)
+    zero = make_toy_task(tmp_path / "zero", num_audio=30, num_valid=2, num_text=50, noise=0.0, context_share=0.0)
+    assert np.array_equal(FeatureSet(plain["train"]).features, FeatureSet(zero["train"]).features)
+    context = make_toy_task(tmp_path / "ctx", num_audio=30, num_valid=2, num_text=50, noise=0.0, context_share=0.5)
+    rows = FeatureSet(context["train"]).features
+    labels = [p for line in context["train_segments"].read_text().splitlines() for p in line.split()[1:]]
+    # Without noise a phone's rows are one vector per (before, phone, after) context, not one per phone.
+    phone = max(set(labels) - {"<SIL>"}, key=labels.count)
+    assert len({tuple(np.round(r, 4)) for r, p in zip(rows, labels) if p == phone}) > 1
+    plain_rows = FeatureSet(plain["train"]).features
+    plain_labels = [p for line in plain["train_segments"].read_text().splitlines() for p in line.split()[1:]]
+    assert len({tuple(np.round(r, 4)) for r, p in zip(plain_rows, plain_labels) if p == phone}) == 1
+    with pytest.raises(ValueError, match="context_share 1.5"):
+        make_toy_task(tmp_path / "bad", context_share=1.5)
