@@ -6,7 +6,9 @@ failure away, as `asr_gan.train.posteriors` takes the features away. A corpus wi
 boundaries from a forced alignment (torchaudio's `forced_align`) of the references with a CTC model trained on
 the frames (`python -m asr_gan.train.ctc --model bilstm --upsample 1`): a phone runs from the frame where the
 model first emits it to the frame before the next phone's first emission; the last phone ends at its last
-emission. The frames before the first phone and after the last become one silence row each.
+emission. The frames before the first phone and after the last become one silence row each. Any rows work in
+place of frames when the model emits one output per row: with the recipes' topline on k-means segments, each
+phone gets the segments aligned to it.
 
 Writes a FeatureSet of the rows and `<out>.segments` (`utt phone ...`, one phone per row, silence included), the
 format of the GAN's `warm_start_labels`. An utterance without references, or that cannot be aligned (more
@@ -108,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asr_gan.train.oracle_segments",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True,
-                        help="a checkpoint of python -m asr_gan.train.ctc trained on these frames")
-    parser.add_argument("--features", required=True, help="the frames that model reads")
+                        help="a checkpoint of python -m asr_gan.train.ctc trained on these rows")
+    parser.add_argument("--features", required=True, help="the frames (or segments) that model reads")
     parser.add_argument("--labels", required=True, help="reference phones (`utt ph ...`)")
     parser.add_argument("--out", required=True, help="output feature set folder (labels go to <out>.segments)")
     parser.add_argument("--no-progress", action="store_true")
