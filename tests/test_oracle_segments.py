@@ -41,15 +41,14 @@ def test_pooling_means_each_phone_span_and_adds_silence_rows_at_the_edges():
     assert labels == ["b", "aa"] and np.allclose(rows[:, 0], [1.5, 5.5])  # no edge frames, no silence rows
 
 
-def _frames_and_model(tmp_path, model_kind: str = "generator"):
+def _frames_and_model(tmp_path):
     rng = np.random.default_rng(0)
     frames = tmp_path / "frames"
     with FeatureSetWriter(frames, dim=5) as writer:
         for n, length in enumerate([30, 12, 2, 25]):
             writer.add(f"utt{n}", rng.normal(size=(length, 5)).astype(np.float32))
     torch.manual_seed(0)
-    kwargs = {"kernel_size": 3} if model_kind == "generator" else {"hidden_dim": 8, "num_layers": 1}
-    model = CTCPhoneModel(model_kind, 5, len(PHONES), kwargs)
+    model = CTCPhoneModel("generator", 5, len(PHONES), {"kernel_size": 3})
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(checkpoint, model, PhoneInventory(PHONES, "sil"), CTCTrainConfig(), epoch=0, valid_per=None)
     labels = tmp_path / "refs.phn"

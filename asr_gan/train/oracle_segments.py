@@ -77,13 +77,14 @@ def write_oracle_segments(checkpoint: str | Path, features_dir: str | Path, labe
     lines: list[str] = []
     meta = {"kind": "oracle_segments", "checkpoint": str(checkpoint), "source": str(features_dir),
             "labels": str(labels)}
+    for i, utt_id in enumerate(features.utt_ids):  # checked before anything is written: no half folder
+        if len(outputs[i]) != len(features[i]):
+            raise ValueError(f"{checkpoint}: {len(outputs[i])} output positions for {len(features[i])} frames of "
+                             f"{utt_id}; oracle segments need one output per frame (a model without stride, "
+                             f"trained by `asr_gan.train.ctc` on the frames of {features_dir})")
     with FeatureSetWriter(out, features[0].shape[1], meta=meta) as writer:
         for i, utt_id in enumerate(features.utt_ids):
             frames = np.asarray(features[i], dtype=np.float32)
-            if len(outputs[i]) != len(frames):
-                raise ValueError(f"{checkpoint}: {len(outputs[i])} output positions for {len(frames)} frames of "
-                                 f"{utt_id}; oracle segments need one output per frame (a model without stride, "
-                                 f"trained by `asr_gan.train.ctc` on the frames of {features_dir})")
             phones = [p for p in refs.get(utt_id, []) if p != inventory.silence]
             if not phones:
                 problems.append(f"{labels}: {utt_id}: no reference phones; skipped")
