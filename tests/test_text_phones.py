@@ -27,6 +27,24 @@ def test_silence_probability_edges_zero_and_one():
         add_silences(words, 1.5)
 
 
+def test_edge_silences_follow_their_own_probabilities():
+    words = [["A"], ["B"], ["C"]]
+    assert add_silences(words, 0.0, start_prob=0.0) == ["A", "B", "C", SILENCE]
+    assert add_silences(words, 0.0, start_prob=0.0, end_prob=0.0) == ["A", "B", "C"]
+    assert add_silences(words, 1.0, surround=False) == ["A", SILENCE, "B", SILENCE, "C"]
+    # Edges at 1 draw nothing: the default text is the same draw for draw as before the edge options.
+    first, second = random.Random(5), random.Random(5)
+    assert [add_silences(words, 0.25, first) for _ in range(50)] == \
+        [add_silences(words, 0.25, second, start_prob=1.0, end_prob=1.0) for _ in range(50)]
+    rng = random.Random(7)
+    sentences = [add_silences(words, 0.0, rng, start_prob=0.3, end_prob=0.9) for _ in range(4000)]
+    assert abs(sum(s[0] == SILENCE for s in sentences) / 4000 - 0.3) < 0.03
+    assert abs(sum(s[-1] == SILENCE for s in sentences) / 4000 - 0.9) < 0.02
+    for bad in ({"start_prob": -0.1}, {"end_prob": 1.2}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            add_silences(words, 0.25, **bad)
+
+
 def test_inventory_drops_rare_phones_and_their_sentences():
     sentences = [["AA", "B"], ["AA", "B", "ZH"], ["B", "AA", "AA"]]
     inventory, kept, dropped, skipped = build_inventory(sentences, min_count=2)

@@ -84,3 +84,43 @@ def test_phone_text_mode_builds_inventory_and_phone_lm_without_lexicon(tmp_path)
     assert (out / "train.phn").read_text() == "fadg0-sa1 sil dh ah k ae t sil\n"
     assert not (out / "lexicon.txt").exists() and not (out / "word_lm.arpa").exists()
     assert NgramLM(out / "phone_lm.bin").order == 4
+
+
+def test_silence_stats_set_the_text_silences_and_rerun_the_phonemiser(tmp_path, capsys):
+    corpus, _ = _corpus(tmp_path)
+    stats = tmp_path / "audio_silences.json"
+    # No leading silence, always a trailing one, 0.5 pauses per utterance (sentences here have 6-9 words).
+    stats.write_text(json.dumps({"leading": 0.0, "trailing": 1.0, "inner_per_utterance": 0.5}))
+    out = tmp_path / "text"
+    argv = ["--corpus-text", str(corpus), "--out", str(out), "--silence-stats", str(stats)]
+    assert main(argv) == 0
+    lines = [line.split() for line in (out / "train_text.phn").read_text().splitlines()]
+    assert all(line[0] != SILENCE and line[-1] == SILENCE for line in lines)
+    report = json.loads((out / "prep_report.json").read_text())["silence"]
+    words = [len(line.split()) for line in (out / "train_text.wrd").read_text().splitlines()]
+    gaps = sum(n - 1 for n in words) / len(words)
+    assert report["start"] == 0.0 and report["end"] == 1.0 and report["source"] == str(stats)
+    assert abs(report["between_words"] - 0.5 / gaps) < 1e-3
+
+    # New statistics redo the phonemised text (not the word normalisation).
+    stats.write_text(json.dumps({"leading": 1.0, "trailing": 1.0, "inner_per_utterance": 0.0}))
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "phonemise: building" in capsys.readouterr().out
+    lines = [line.split() for line in (out / "train_text.phn").read_text().splitlines()]
+    assert all(line[0] == SILENCE and line[-1] == SILENCE and line.count(SILENCE) == 2 for line in lines)
+
+
+def test_bad_silence_stats_name_the_file(tmp_path, capsys):
+    corpus, _ = _corpus(tmp_path)
+    missing = tmp_path / "nope.json"
+    assert main(["--corpus-text", str(corpus), "--out", str(tmp_path / "a"), "--silence-stats", str(missing)]) == 1
+    assert "nope.json: silence statistics not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"leading": 0.5}')
+    assert main(["--corpus-text", str(corpus), "--out", str(tmp_path / "b"), "--silence-stats", str(broken)]) == 1
+    assert "broken.json: not a silence_stats report" in capsys.readouterr().err
+    phone_text = tmp_path / "train_text.phn"
+    phone_text.write_text("sil dh ah sil\n")
+    assert main(["--phone-text", str(phone_text), "--out", str(tmp_path / "c"), "--silence-stats", str(broken)]) == 1
+    assert "--silence-stats is for word mode" in capsys.readouterr().err

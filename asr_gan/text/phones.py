@@ -110,24 +110,34 @@ def add_silences(
     rng: random.Random | None = None,
     silence: str = SILENCE,
     surround: bool = True,
+    start_prob: float = 1.0,
+    end_prob: float = 1.0,
 ) -> list[str]:
     """Join per-word phones into one sentence with silence tokens.
 
-    `silence` goes at both edges (when `surround`) and after each word but the last with probability
-    `sil_prob`, one independent draw per word gap (wav2vec-U `phonemize_with_sil.py`).
+    `silence` goes after each word but the last with probability `sil_prob`, one independent draw per word
+    gap (wav2vec-U `phonemize_with_sil.py`), and, when `surround`, at the start with probability `start_prob`
+    and at the end with probability `end_prob` (1: always, wav2vec-U's `--surround`). An edge probability of 0 or
+    1 draws nothing, so text made with the default edges is the same as before the edge options existed.
 
     Args:
         word_prons: phones of each word, e.g. `[["HH", "AH", "L", "OW"], ["W", "ER", "L", "D"]]`.
         rng: source of the draws; pass a seeded `random.Random` for reproducible text.
     """
-    if not 0.0 <= sil_prob <= 1.0:
-        raise ValueError(f"sil_prob must lie in [0, 1], got {sil_prob}")
+    for name, value in (("sil_prob", sil_prob), ("start_prob", start_prob), ("end_prob", end_prob)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value}")
     rng = rng or random.Random(0)
-    phones: list[str] = [silence] if surround else []
+
+    def draw(prob: float) -> bool:
+        return prob >= 1.0 or (prob > 0 and rng.random() < prob)
+
+    phones: list[str] = [silence] if surround and draw(start_prob) else []
     for i, word in enumerate(word_prons):
         phones.extend(word)
+        # one draw per gap whenever sil_prob > 0 (1.0 included), as before the edge options existed
         if i < len(word_prons) - 1 and sil_prob > 0 and rng.random() < sil_prob:
             phones.append(silence)
-    if surround:
+    if surround and draw(end_prob):
         phones.append(silence)
     return phones

@@ -1,8 +1,10 @@
 """Build everything under a recipe's `text/` folder (docs/DESIGN.md) from unpaired text and manifests.
 
 Word mode (`corpus_text`): normalise the text corpus -> `train_text.wrd`; pronounce its vocabulary
-(CMUdict, then espeak-ng G2P) -> `lexicon.txt`; phonemise with `<SIL>` at edges and between words with
-probability `sil_prob` -> `train_text.phn`; `phones.txt`; phone LM on `train_text.phn`; word LM on
+(CMUdict, then espeak-ng G2P) -> `lexicon.txt`; phonemise with `<SIL>` at the start and end with
+probabilities `sil_start_prob` and `sil_end_prob` and between words with probability `sil_prob`, or with
+the probabilities that `silence_stats` (`python -m asr_gan.features.silence_stats` on the training audio)
+measures -> `train_text.phn`; `phones.txt`; phone LM on `train_text.phn`; word LM on
 `train_text.wrd`.
 Phone mode (`phone_text`, TIMIT): the text side is already phones with silence `sil`; no lexicon and no
 word LM; `phones.txt`, `train_text.phn` and the phone LM come from the phone text.
@@ -51,6 +53,10 @@ class TextPrepConfig:
     phone_text: Path | None = None
     manifests: list[Path] = field(default_factory=list)
     sil_prob: float = DEFAULT_SIL_PROB
+    sil_start_prob: float = 1.0
+    sil_end_prob: float = 1.0
+    # A silence_stats JSON sets all three silence probabilities from the audio (silence_probabilities).
+    silence_stats: Path | None = None
     # fairseq's prepare_text.sh drops phones seen < 1000 times in its lexicon; 1 keeps every phone,
     # which suits the small demo corpus. Raise it for LibriSpeech-sized text.
     min_phone_count: int = 1
@@ -66,8 +72,36 @@ class TextPrepConfig:
         self.manifests = [Path(m) for m in self.manifests]
         self.corpus_text = Path(self.corpus_text) if self.corpus_text else None
         self.phone_text = Path(self.phone_text) if self.phone_text else None
+        self.silence_stats = Path(self.silence_stats) if self.silence_stats else None
         if (self.corpus_text is None) == (self.phone_text is None):
             raise ValueError("give exactly one of --corpus-text (words) or --phone-text (phones, TIMIT)")
+        if self.phone_text is not None and self.silence_stats is not None:
+            raise ValueError("--silence-stats is for word mode: in phone mode the silences come with the phone text")
+
+
+def silence_probabilities(config: TextPrepConfig, words_per_sentence: list[int]) -> dict[str, float | str]:
+    """The text's silence probabilities: the config's, or those that match `config.silence_stats`.
+
+    From the stats: edge silence as often as utterances start (end) with silence, and a silence token after
+    a word with probability inner pauses per utterance / word gaps per sentence (capped at 1), which assumes
+    that the text's sentences are about as long as the audio's utterances.
+    """
+    if config.silence_stats is None:
+        return {"start": config.sil_start_prob, "end": config.sil_end_prob, "between_words": config.sil_prob,
+                "source": "settings"}
+    path = config.silence_stats
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: silence statistics not found (python -m asr_gan.features.silence_stats)")
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+        leading, trailing, inner = (float(stats[k]) for k in ("leading", "trailing", "inner_per_utterance"))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a silence_stats report ({type(err).__name__}: {err})") from None
+    if not (0 <= leading <= 1 and 0 <= trailing <= 1 and inner >= 0):
+        raise ValueError(f"{path}: leading/trailing must lie in [0, 1] and inner_per_utterance be >= 0")
+    gaps = sum(max(0, n - 1) for n in words_per_sentence) / max(1, len(words_per_sentence))
+    between = min(1.0, inner / gaps) if gaps > 0 else 0.0
+    return {"start": leading, "end": trailing, "between_words": round(between, 4), "source": str(path)}
 
 
 @dataclass
@@ -84,6 +118,7 @@ class TextPrepReport:
     num_phones: int = 0
     references: dict[str, int] = field(default_factory=dict)
     references_skipped: dict[str, int] = field(default_factory=dict)
+    silence: dict[str, float | str] = field(default_factory=dict)
     stages_skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -171,6 +206,10 @@ def _phonemise_corpus(config: TextPrepConfig, report: TextPrepReport, pronouncer
         print(f"[text] phones rarer than {config.min_phone_count} dropped: {report.dropped_phones}")
 
     # Pass 2: write the phonemised text with silences (seeded: the same corpus gives the same file).
+    silence = silence_probabilities(config, [len(s.split()) for s in sentences])
+    report.silence = silence
+    print(f"[text] <SIL> at the start with probability {silence['start']}, at the end {silence['end']}, "
+          f"between words {silence['between_words']} (from {silence['source']})")
     rng = random.Random(config.seed)
     report.sentences_written = 0
     with open(out / "train_text.phn.tmp", "w", encoding="utf-8") as f:
@@ -182,7 +221,9 @@ def _phonemise_corpus(config: TextPrepConfig, report: TextPrepReport, pronouncer
             if any(p not in inventory for pron in prons for p in pron):
                 report.sentences_with_rare_phones += 1
                 continue
-            f.write(" ".join(add_silences(prons, config.sil_prob, rng)) + "\n")
+            phones = add_silences(prons, float(silence["between_words"]), rng, start_prob=float(silence["start"]),
+                                  end_prob=float(silence["end"]))
+            f.write(" ".join(phones) + "\n")
             report.sentences_written += 1
     if report.sentences_written == 0:
         raise ValueError(f"{config.corpus_text}: no sentence could be phonemised; see {out / 'no_pronunciation.txt'}")
@@ -255,6 +296,10 @@ def prepare_text(config: TextPrepConfig) -> TextPrepReport:
     report = TextPrepReport()
     pronouncer = Pronouncer(use_g2p=config.use_g2p) if config.corpus_text else None
     settings = {k: v for k, v in asdict(config).items() if k not in ("force", "out", "manifests", "lm_memory")}
+    # Settings at their defaults stay out of the stamps, so folders made before the edge options stay fresh.
+    for key, default in (("sil_start_prob", 1.0), ("sil_end_prob", 1.0), ("silence_stats", None)):
+        if settings[key] == default:
+            del settings[key]
 
     if config.corpus_text is not None:
         _run_stage(
@@ -263,7 +308,7 @@ def prepare_text(config: TextPrepConfig) -> TextPrepReport:
             report, lambda: _normalise_corpus(config, report),
         )
         _run_stage(
-            _Stage(out, "phonemise", [out / "train_text.wrd"],
+            _Stage(out, "phonemise", [out / "train_text.wrd", *filter(None, [config.silence_stats])],
                    [out / n for n in ("lexicon.txt", "phones.txt", "train_text.phn", "no_pronunciation.txt")],
                    settings, config.force),
             report, lambda: _phonemise_corpus(config, report, pronouncer),
