@@ -31,6 +31,7 @@ lm_text=""                 # librispeech-lm-norm.txt[.gz] or any text, one sente
 max_lm_sentences=0         # 0: the whole LM text (about 40 M sentences)
 # fairseq wav2vec-U's prepare_text.sh drops phones seen fewer than 1000 times in the phonemised text.
 min_phone_count=1000
+text_silences=fixed        # fixed: wav2vec-U's <SIL> (both edges, 25% of word gaps); audio: match the training audio
 features=mfcc              # mfcc | ssl
 ssl_checkpoint=""          # ssl: fairseq .pt file or Hugging Face model folder, on local disk
 layer=14                   # ssl: 0-based transformer block (wav2vec-U: 14 of wav2vec 2.0 LARGE's 24)
@@ -43,6 +44,7 @@ pool=true                  # mean-pool adjacent segments (wav2vec-U's _pooled)
 seed=1
 exp=exp/librispeech
 recipe_options="stage stop_stage librispeech subset dev_subset test_subset lm_text max_lm_sentences min_phone_count"
+recipe_options+=" text_silences"
 # GAN stages (recipes/gan_stages.sh). Each `auto` follows --profile (gpu: wav2vec-U's scale; cpu: the demo's, so a
 # TIMIT-sized corpus finishes on 2 cores; auto: gpu when nvidia-smi lists a GPU; apply_training_profile in
 # recipes/stages.sh). The grid compares the wav2vec-U baseline with the audio cycle.
@@ -63,6 +65,8 @@ case "$features" in
   *) die "--features $features: expected mfcc or ssl" ;;
 esac
 case "$vad" in true|false) ;; *) die "--vad $vad: expected true or false" ;; esac
+case "$text_silences" in fixed|audio) ;; *) die "--text-silences $text_silences: expected fixed or audio" ;; esac
+vad_flag=(); [ "$vad" = false ] || vad_flag=(--vad)
 [ "$pca_dim" != auto ] || pca_dim=$([ "$features" = ssl ] && echo 512 || echo 0)
 [ "$clusters" != auto ] || clusters=$([ "$features" = ssl ] && echo 128 || echo 16)
 print_settings
@@ -81,15 +85,20 @@ run_stage 1 "prepare LibriSpeech $splits from $librispeech, LM text $lm_text (ma
   prepare
 
 text_side() {
-  local s manifests=()
+  local s manifests=() silences=()
   for s in $splits; do manifests+=("$exp/data/$s.jsonl"); done
+  if [ "$text_silences" = audio ]; then  # measured on the audio the frontend reads (after the VAD, if on)
+    stage_cmd $py -m asr_gan.features.silence_stats --manifest "$exp/data/$subset.jsonl" "${vad_flag[@]}" \
+      --out "$exp/text/audio_silences.json" --no-progress
+    silences=(--silence-stats "$exp/text/audio_silences.json")
+  fi
   stage_cmd $py -m asr_gan.text --corpus-text "$exp/data/text_corpus.txt" --manifests "${manifests[@]}" \
-    --out "$exp/text" --min-phone-count "$min_phone_count" --seed "$seed"
+    --out "$exp/text" --min-phone-count "$min_phone_count" --seed "$seed" "${silences[@]}"
 }
-run_stage 2 "text side in word mode: lexicon, phonemised text, phone and word LMs (phones seen >= $min_phone_count times)" \
-  text_side
+text_desc="text side in word mode: lexicon, phonemised text, phone and word LMs (phones seen >= $min_phone_count times)"
+[ "$text_silences" = fixed ] || text_desc+=", silences as in the training audio"
+run_stage 2 "$text_desc" text_side
 
-vad_flag=(); [ "$vad" = false ] || vad_flag=(--vad)
 run_frame_stages "$subset" " (VAD $vad)" "${vad_flag[@]}"
 
 # Stages 6-12 (recipes/gan_stages.sh): topline, GAN sweep, bundle, tuning, decoding to words + scoring (PER

@@ -217,6 +217,28 @@ def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_r
     assert "-m asr_gan.features fit-transform" in md
 
 
+def test_demo_recipe_matches_text_silences_to_the_audio(demo_run, tmp_path):
+    import shutil
+
+    exp, _ = demo_run
+    matched = tmp_path / "demo"
+    shutil.copytree(exp / "data", matched / "data")
+    result = run_recipe("run_demo.sh", "--size", "tiny", "--train-utts", "14", "--stage", "2", "--stop-stage", "2",
+                        "--exp", str(matched), "--text-silences", "audio")
+    assert "with the training audio's silences" in stage_lines(result.stdout)[0]
+    stats = json.loads((matched / "text" / "audio_silences.json").read_text())
+    assert stats["utterances"] == 14 and stats["trailing"] > 0.9  # every demo voice ends in a pause
+    silence = json.loads((matched / "text" / "prep_report.json").read_text())["silence"]
+    assert silence["start"] == stats["leading"] and silence["end"] == stats["trailing"]
+    assert silence["between_words"] < 0.25  # TTS rarely pauses inside a sentence
+    lines = [line.split() for line in (matched / "text" / "train_text.phn").read_text().splitlines()]
+    share_leading = sum(line[0] == "<SIL>" for line in lines) / len(lines)
+    assert abs(share_leading - stats["leading"]) < 0.05
+    # The default keeps wav2vec-U's silences: every sentence of the shared run starts and ends with one.
+    assert all(line.startswith("<SIL> ") for line in (exp / "text" / "train_text.phn").read_text().splitlines())
+    assert run_recipe("run_demo.sh", "--text-silences", "maybe", check=False).returncode == 2
+
+
 # ---------------------------------------------------------------------------------------------------- TIMIT
 
 
@@ -283,7 +305,8 @@ def test_librispeech_recipe_word_mode_text_and_vad_frames(tmp_path_factory):
                                       subsets=("train-clean-100", "dev-clean", "test-clean"))
     exp = tmp_path_factory.mktemp("recipes") / "librispeech"
     run_recipe("run_librispeech.sh", "--librispeech", str(corpus), "--lm-text", str(corpus.parent / LM_TEXT_NAME),
-               "--min-phone-count", "1", "--stage", "1", "--stop-stage", "5", "--nj", "1", "--exp", str(exp))
+               "--min-phone-count", "1", "--stage", "1", "--stop-stage", "5", "--nj", "1", "--exp", str(exp),
+               "--text-silences", "audio")
     subsets = ["train-clean-100", "dev-clean", "test-clean"]
     for subset in subsets:
         assert (exp / "data" / f"{subset}.jsonl").is_file() and (exp / "text" / f"{subset}.wrd").is_file()
@@ -298,6 +321,10 @@ def test_librispeech_recipe_word_mode_text_and_vad_frames(tmp_path_factory):
     pipeline = json.loads((exp / "feats" / "mfcc" / "transform" / "pipeline.json").read_text())
     assert pipeline["vad"] is not None  # decoding applies the same silence removal
     assert "--vad" in (exp / "commands.sh").read_text()
+    # The text's silences were measured on the training audio as the frontend reads it: after the VAD.
+    stats = json.loads((exp / "text" / "audio_silences.json").read_text())
+    assert stats["vad"] is True and stats["utterances"] == 4
+    assert json.loads((exp / "text" / "prep_report.json").read_text())["silence"]["start"] == stats["leading"]
 
 
 @pytest.mark.parametrize("script", ["run_timit.sh", "run_librispeech.sh"])
