@@ -44,6 +44,8 @@ def test_spoken_toy_is_deterministic_and_names_a_voice_espeak_does_not_know(tmp_
     assert main(["--out", str(tmp_path / "c"), "--voices", "en-us+f2", "no-such-voice", "--no-progress"]) == 1
     assert "['no-such-voice']: not espeak-ng voices" in capsys.readouterr().err
     assert not (tmp_path / "c").exists(), "a bad voice is refused before anything is written"
+    assert main(["--out", str(tmp_path / "c"), "--voices", "en-us+f2", "en-us+nonesuch", "--no-progress"]) == 1
+    assert "['en-us+nonesuch']: not espeak-ng voices" in capsys.readouterr().err
     make_spoken_toy(tmp_path / "d", num_audio=1, num_dev=1, num_text=1, voices=["gmw/en", "en-us+f2"],
                     progress=False)
     unpadded = make_spoken_toy(tmp_path / "e", num_audio=2, num_dev=1, num_text=5, pad=0.0, progress=False)
