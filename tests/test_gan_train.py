@@ -359,6 +359,38 @@ def test_a_gan_started_at_the_true_mapping_stays_there(toy, tmp_path, device):
     assert max(pers) < 0.08, pers  # and a thousand adversarial updates keep it reading
 
 
+def test_a_uniform_diversity_target_pulls_a_true_reading_off_and_the_text_target_does_not(toy, tmp_path):
+    """wav2vec-U's diversity term wants every phone used equally often; the toy's phones, like real ones, are
+    not. Warm-started at the true mapping with the diversity term as the only loss (no adversarial term, no
+    smoothness), the uniform target drags the reading off it and the text's phone frequencies do not."""
+    final = {}
+    for target in ("uniform", "text"):
+        config = toy_config(toy, max_updates=600, valid_interval=300, seed=1, select_after=0,
+                            warm_start_labels=str(toy["train_segments"]), warm_start_updates=600)
+        config.loss.adversarial, config.loss.smoothness, config.loss.diversity_target = 0.0, 0.0, target
+        trainer = GanTrainer(config, tmp_path / target)
+        assert (trainer.text_unigrams is not None) == (target == "text")
+        trainer.train()
+        pers = [r["valid_per"] for r in read_metrics(tmp_path / target) if "valid_per" in r]
+        assert pers[0] < 0.05, (target, pers)  # both start reading the toy
+        final[target] = pers[-1]
+    assert final["uniform"] > 0.15 and final["text"] < 0.1, final
+    with pytest.raises(ValueError, match="diversity_target"):
+        toy_config(toy, loss={"diversity_target": "zipf"}).validate()
+
+
+def test_unigram_matching_is_zero_at_the_text_frequencies_and_grows_when_a_phone_goes_unused():
+    from asr_gan.train.losses import unigram_distribution, unigram_matching_loss
+
+    target = unigram_distribution([np.array([0, 0, 1, 2]), np.array([0, 1])], 3, smoothing=0.0)
+    assert torch.allclose(target, torch.tensor([0.5, 1 / 3, 1 / 6]))
+    mask = torch.tensor([[False, False, True]])
+    matched = target.expand(1, 3, 3).clone()
+    assert unigram_matching_loss(matched, mask, target).abs() < 1e-6  # the padding row is not counted
+    collapsed = torch.tensor([[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]])
+    assert unigram_matching_loss(collapsed, mask, target) > 1.0
+
+
 def test_warm_start_labels_must_give_one_phone_per_feature_row(toy, tmp_path):
     features = FeatureSet(toy["train"])
     lines = [f"{u} " + " ".join(["<SIL>"] * int(n)) for u, n in zip(features.utt_ids, features.lengths)]

@@ -69,6 +69,12 @@ class LossConfig:
     gradient_penalty_norm: str = "channel"
     smoothness: float = 0.5
     diversity: float = 4.0
+    # What the diversity term pulls the batch's phone usage toward. "uniform" (wav2vec-U's code penalty): every
+    # phone equally often, which real phone frequencies are not, so the term pulls even a perfect reading off
+    # (docs/gan_investigation.md, "The regularisers pull a perfect reading off"). "text": the unpaired text's
+    # phone frequencies, as KL(text unigrams || the merged outputs' mean distribution); zero at a reading with
+    # the text's statistics, large when phones go unused (the collapse the term is there to stop).
+    diversity_target: str = "uniform"
     # audio -> phones -> audio reconstruction (mean squared error on standardised features)
     cycle_audio: float = 0.0
     # text phones -> features -> phones cross-entropy
@@ -149,6 +155,9 @@ class GanConfig:
         if self.loss.gradient_penalty_norm not in ("channel", "sequence"):
             raise ValueError(f"loss.gradient_penalty_norm: {self.loss.gradient_penalty_norm!r} is neither "
                              "'channel' (wav2vec-U) nor 'sequence'")
+        if self.loss.diversity_target not in ("uniform", "text"):
+            raise ValueError(f"loss.diversity_target: {self.loss.diversity_target!r} is neither 'uniform' "
+                             "(wav2vec-U) nor 'text'")
         if self.batch_size < 1 or self.max_updates < 0:
             raise ValueError(f"batch_size {self.batch_size} and max_updates {self.max_updates} must be positive")
 

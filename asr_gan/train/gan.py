@@ -127,6 +127,8 @@ class GanTrainer:
         self.text_bank = SequenceBank(text, self.device)
         self.text_bigrams = (losses.bigram_distribution(text, len(self.inventory)).to(self.device)
                              if config.loss.bigram > 0 else None)
+        self.text_unigrams = (losses.unigram_distribution(text, len(self.inventory)).to(self.device)
+                              if config.loss.diversity_target == "text" else None)
         self.valid_bank: SequenceBank | None = None
         self.valid_ids: list[str] = []
         self.valid_refs: dict[str, list[str]] | None = None
@@ -329,7 +331,10 @@ class GanTrainer:
             with self._autocast():
                 adversarial = losses.generator_adversarial_loss(self.discriminator(shown, fake_mask))
             smoothness = losses.smoothness_loss(logits, out_mask)
-            diversity = losses.diversity_loss(probs, out_mask)
+            if self.text_unigrams is not None:  # the merged outputs are phones as the text has them
+                diversity = losses.unigram_matching_loss(fake, fake_mask, self.text_unigrams)
+            else:
+                diversity = losses.diversity_loss(probs, out_mask)
             total = weights.adversarial * adversarial + weights.smoothness * smoothness + weights.diversity * diversity
             logged = {"g_adversarial": adversarial, "g_smoothness": smoothness, "g_diversity": diversity}
             if self.text_bigrams is not None:

@@ -82,6 +82,25 @@ def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Ten
     return (phones - perplexity) / phones
 
 
+def unigram_distribution(sequences: list[np.ndarray], num_phones: int, smoothing: float = 0.5) -> torch.Tensor:
+    """(P,) phone frequencies over `sequences` (id arrays), add-`smoothing`."""
+    counts = np.full(num_phones, smoothing, dtype=np.float64)
+    for sequence in sequences:
+        np.add.at(counts, np.asarray(sequence, dtype=np.int64), 1.0)
+    return torch.from_numpy(counts / counts.sum()).float()
+
+
+def unigram_matching_loss(probs: torch.Tensor, padding_mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """KL(target || mean distribution of the batch): probs (B, R, P) merged phone distributions, target (P,).
+
+    The diversity term with the text's phone frequencies as its target instead of the uniform distribution:
+    zero when the batch uses phones as often as the text does, large when it leaves out phones the text uses.
+    """
+    valid = (~padding_mask).unsqueeze(-1).to(probs.dtype)
+    mean = (probs * valid).sum(dim=(0, 1)) / valid.sum().clamp(min=1.0)
+    return (target * (torch.log(target) - torch.log(mean + 1e-8))).sum()
+
+
 def straight_through_one_hot(probs: torch.Tensor) -> torch.Tensor:
     """One-hot of the argmax in the forward pass, the softmax's gradient in the backward pass. All-zero rows
     (the padding of merged outputs) stay zero."""
