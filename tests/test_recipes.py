@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -218,8 +219,6 @@ def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_r
 
 
 def test_demo_recipe_matches_text_silences_to_the_audio(demo_run, tmp_path):
-    import shutil
-
     exp, _ = demo_run
     matched = tmp_path / "demo"
     shutil.copytree(exp / "data", matched / "data")

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asr_gan.audio import SAMPLE_RATE, AudioError, load_audio
-from asr_gan.features.vad import VadConfig, remove_silence, speech_mask
+from asr_gan.features.vad import VadConfig, frame_runs, remove_silence, speech_mask
 from asr_gan.manifest import Utterance, read_manifest
 
 # The speech/silence decision for counting: the extractor's VAD thresholds without its 150 ms hangover,
@@ -58,25 +58,17 @@ class SilenceStats:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
 
-def _runs(silent: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) frame runs of True in a bool array."""
-    edges = np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-
-
 def utterance_silences(wave: np.ndarray, min_edge: float = 0.05, min_pause: float = 0.1) -> tuple[bool, bool, int]:
     """(leading silence, trailing silence, inner pauses) of one 16 kHz waveform."""
     silent = ~speech_mask(wave, MEASURE_VAD)
-    if len(silent) == 0 or silent.all():
+    if not silent.any() or silent.all():  # speech throughout, or nothing to measure silence against
         return False, False, 0
     hop = MEASURE_VAD.frame_shift_ms / 1000
     edge, pause = max(1, round(min_edge / hop)), max(1, round(min_pause / hop))
-    runs = _runs(silent)
-    if not runs:  # speech throughout
-        return False, False, 0
-    leading = runs[0][0] == 0 and runs[0][1] >= edge
-    trailing = runs[-1][1] == len(silent) and runs[-1][1] - runs[-1][0] >= edge
-    inner = sum(1 for start, end in runs if start > 0 and end < len(silent) and end - start >= pause)
+    starts, ends = frame_runs(silent)
+    leading = bool(starts[0] == 0 and ends[0] >= edge)
+    trailing = bool(ends[-1] == len(silent) and ends[-1] - starts[-1] >= edge)
+    inner = int(np.sum((starts > 0) & (ends < len(silent)) & (ends - starts >= pause)))
     return leading, trailing, inner
 
 

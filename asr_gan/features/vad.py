@@ -77,6 +77,12 @@ def speech_mask(wave: np.ndarray, config: VadConfig = VadConfig()) -> np.ndarray
     return mask.numpy()
 
 
+def frame_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and exclusive end frame of every run of True in a (T,) bool mask, in order."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
 def speech_spans(wave: np.ndarray, config: VadConfig = VadConfig()) -> list[tuple[int, int]]:
     """Kept sample spans [(start, end), ...] in increasing order; end is exclusive."""
     mask = speech_mask(wave, config)
@@ -84,9 +90,7 @@ def speech_spans(wave: np.ndarray, config: VadConfig = VadConfig()) -> list[tupl
         return []
     win = int(round(SAMPLE_RATE * config.frame_length_ms / 1000))
     hop = int(round(SAMPLE_RATE * config.frame_shift_ms / 1000))
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)  # exclusive frame index
+    starts, ends = frame_runs(mask)  # ends: exclusive frame index
     # A kept frame t covers samples [t*hop, t*hop + win); a span ends where its last frame ends.
     sample_starts = starts * hop
     sample_ends = np.minimum((ends - 1) * hop + win, len(wave))

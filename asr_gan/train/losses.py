@@ -72,11 +72,16 @@ def smoothness_loss(logits: torch.Tensor, padding_mask: torch.Tensor) -> torch.T
     return diff.sum() / ((longest - 1).clamp(min=1) * logits.shape[0] * logits.shape[2])
 
 
+def _batch_mean(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """(P,) mean of the distributions (B, T, P) over the real positions."""
+    valid = (~padding_mask).unsqueeze(-1).to(probs.dtype)
+    return (probs * valid).sum(dim=(0, 1)) / valid.sum().clamp(min=1.0)
+
+
 def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
     """(P - perplexity of the batch-averaged distribution) / P: 0 when every phone is used equally often,
     near 1 when the generator collapses onto one phone (wav2vec-U's code penalty)."""
-    valid = (~padding_mask).unsqueeze(-1).to(probs.dtype)
-    mean = (probs * valid).sum(dim=(0, 1)) / valid.sum().clamp(min=1.0)
+    mean = _batch_mean(probs, padding_mask)
     perplexity = torch.exp(-(mean * torch.log(mean + 1e-7)).sum())
     phones = probs.shape[-1]
     return (phones - perplexity) / phones
@@ -96,8 +101,7 @@ def unigram_matching_loss(probs: torch.Tensor, padding_mask: torch.Tensor, targe
     The diversity term with the text's phone frequencies as its target instead of the uniform distribution:
     zero when the batch uses phones as often as the text does, large when it leaves out phones the text uses.
     """
-    valid = (~padding_mask).unsqueeze(-1).to(probs.dtype)
-    mean = (probs * valid).sum(dim=(0, 1)) / valid.sum().clamp(min=1.0)
+    mean = _batch_mean(probs, padding_mask)
     return (target * (torch.log(target) - torch.log(mean + 1e-8))).sum()
 
 
