@@ -102,6 +102,10 @@ def audio_files(model, tmp_path_factory) -> dict[str, Path]:
     (out / "empty.flac").write_bytes(b"")
     files["empty"] = out / "empty.flac"
     files["missing"] = out / "missing.wav"
+    clicks = np.random.default_rng(0).normal(0, 1e-3, 16000).astype(np.float32)
+    clicks[::1000] += 0.5  # one-sample clicks: the VAD finds no speech, so there is nothing to decode
+    soundfile.write(out / "clicks.wav", clicks, 16000)
+    files["clicks"] = out / "clicks.wav"
     return files
 
 
@@ -211,13 +215,14 @@ def test_bundle_without_lexicon_decodes_phones_only(model, tmp_path):
 
 def test_cli_decodes_every_format_and_names_the_bad_files(model, audio_files):
     good = ["wav22k", "wav8k", "wav44k_stereo", "flac", "sphere"]
-    bad = ["corrupt", "empty", "missing"]
-    order = ["wav22k", "corrupt", "wav8k", "missing", "wav44k_stereo", "flac", "empty", "sphere"]
+    bad = ["corrupt", "empty", "missing", "clicks"]
+    order = ["wav22k", "corrupt", "wav8k", "missing", "wav44k_stereo", "clicks", "flac", "empty", "sphere"]
     done = subprocess.run([sys.executable, "-m", "asr_gan.decode", *[str(audio_files[k]) for k in order],
                            "--model", str(model["bundle"])], capture_output=True, text=True, env=ENV)
     assert done.returncode == 1, done.stderr
     for key in bad:
         assert str(audio_files[key]) in done.stderr
+    assert "the VAD found no speech" in done.stderr
     lines = [line.split("\t") for line in done.stdout.splitlines()]
     # Words are decoded by default (the bundle has a lexicon and a word LM): a phones line, then a words line.
     by_file: dict[str, list[str]] = {}

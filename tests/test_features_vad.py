@@ -58,3 +58,14 @@ def test_vad_removes_a_long_internal_pause(speech):
     assert len(spans) >= 2
     trimmed, _ = remove_silence(wave)
     assert len(trimmed) < len(wave) - 32000 + 2 * 16000 * VadConfig().hangover_ms / 1000 + 1600
+
+
+def test_vad_finds_no_speech_in_clicks_and_gives_an_empty_wave():
+    """Bursts shorter than min_speech_ms are clicks: with nothing else loud there is no span, and no error."""
+    rng = np.random.default_rng(3)
+    wave = rng.normal(0, 1e-3, 16000).astype(np.float32)
+    for start in range(0, 16000, 1000):  # a 10 ms burst every 62.5 ms
+        wave[start : start + 160] += rng.normal(0, 0.3, 160).astype(np.float32)
+    assert speech_spans(wave) == []
+    trimmed, spans = remove_silence(wave)
+    assert len(trimmed) == 0 and spans == []

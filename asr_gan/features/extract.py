@@ -30,7 +30,7 @@ from tqdm import tqdm
 from asr_gan.audio import AudioError, load_audio
 from asr_gan.features.frontends import FrontendConfig, build_frontend
 from asr_gan.features.normalization import Cmvn, normalize_utterance
-from asr_gan.features.pipeline import raw_frames
+from asr_gan.features.pipeline import NO_FRAMES, raw_frames
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
 from asr_gan.features.vad import VadConfig, remove_silence
 from asr_gan.manifest import Utterance, read_manifest
@@ -83,7 +83,7 @@ def _read(utt: Utterance) -> tuple[np.ndarray | None, float, str | None]:
 
 def _finish(utt: Utterance, frames: np.ndarray, seconds: float, utterance_cmvn: bool) -> UtteranceResult:
     if len(frames) == 0:
-        return UtteranceResult(utt.utt_id, None, seconds, f"{utt.audio}: no frames (speech shorter than one window)")
+        return UtteranceResult(utt.utt_id, None, seconds, f"{utt.audio}: {NO_FRAMES}")
     if not np.isfinite(frames).all():
         return UtteranceResult(utt.utt_id, None, seconds, f"{utt.audio}: features hold NaN or inf")
     return UtteranceResult(utt.utt_id, normalize_utterance(frames) if utterance_cmvn else frames, seconds)

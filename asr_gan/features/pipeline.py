@@ -35,6 +35,9 @@ class SegmentConfig:
     device: str | None = None
 
 
+NO_FRAMES = "no frames: the VAD found no speech, or the speech is shorter than one window"
+
+
 def raw_frames(wave: np.ndarray, frontend: Frontend, vad: VadConfig | None) -> np.ndarray:
     """VAD then frontend: the part of `frames` that needs no fitted statistics. wave: (samples,) -> (T, D)."""
     if vad is not None:
@@ -75,7 +78,10 @@ class FeaturePipeline:
         With per-speaker CMVN, a `speaker` seen in training gets its stored statistics; any other speaker is
         normalised with its utterance's own statistics.
         """
-        return self.cmvn(raw_frames(wave, self.frontend, self.vad), speaker)
+        frames = raw_frames(wave, self.frontend, self.vad)
+        if len(frames) == 0:
+            raise ValueError(NO_FRAMES)
+        return self.cmvn(frames, speaker)
 
     def segments_with_lengths(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """frames (T, D) -> (segments (S, D'), frames per segment (S,)); pooled segments count both members."""

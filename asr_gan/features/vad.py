@@ -86,7 +86,7 @@ def frame_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def speech_spans(wave: np.ndarray, config: VadConfig = VadConfig()) -> list[tuple[int, int]]:
     """Kept sample spans [(start, end), ...] in increasing order; end is exclusive."""
     mask = speech_mask(wave, config)
-    if len(mask) == 0:
+    if not mask.any():  # no audio, or only bursts shorter than min_speech_ms (clicks): nothing is speech
         return []
     win = int(round(SAMPLE_RATE * config.frame_length_ms / 1000))
     hop = int(round(SAMPLE_RATE * config.frame_shift_ms / 1000))
