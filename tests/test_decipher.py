@@ -171,3 +171,30 @@ def test_decipher_names_a_speaker_map_that_misses_utterances(toy, tmp_path, caps
                           "--out", str(tmp_path / "out"), "--speakers", str(speakers), "--no-progress"])
     assert code == 1
     assert "utt2spk: no speaker for 298 utterances, e.g. train0002" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("context_share", [0.0, 0.3])
+def test_start_labels_tell_a_search_failure_from_a_truth_the_model_does_not_prefer(tmp_path, context_share):
+    """Started at the true rows, EM keeps them on the plain toy; once a phone's vector depends on its neighbours
+    (coarticulation) the phone HMM moves off them to a reading it finds more likely."""
+    toy = make_toy_task(tmp_path / "toy", noise=0.3, context_share=context_share)
+    report = decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "out", clusters=40,
+                          iterations=60, labels=str(toy["train_labels"]), progress=False,
+                          start_labels=str(toy["train_segments"]))
+    assert report["restarts"] == 1 and report["start_labels"] == str(toy["train_segments"])
+    assert report["purity"] > 0.95 and report["per_lookup"] < 0.05 and report["per_at_start"] < 0.05, report
+    assert report["log_likelihoods"][0] >= report["start_log_likelihoods"][0]  # EM never loses likelihood
+    if context_share == 0.0:
+        assert report["per"] < 0.05, report
+    else:
+        assert report["per"] > report["per_at_start"] + 0.2, report
+
+
+def test_decipher_cli_names_start_labels_that_do_not_fit_the_rows(toy, tmp_path, capsys):
+    bad = tmp_path / "short.segments"
+    lines = (toy["train_segments"]).read_text().splitlines()
+    bad.write_text("\n".join(line.rsplit(" ", 1)[0] for line in lines) + "\n")  # one label short everywhere
+    code = decipher.main(["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones", str(toy["phones"]),
+                          "--out", str(tmp_path / "out"), "--start-labels", str(bad), "--no-progress"])
+    assert code == 1
+    assert "short.segments" in capsys.readouterr().err

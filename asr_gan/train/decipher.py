@@ -12,9 +12,16 @@ likelihood is kept: no transcription is read.
 The Viterbi path gives every segment a phone (silence included): `train.segments` warm-starts the GAN's
 generator (`warm_start_labels`), `train.phn` holds the merged phones for scoring and self-training.
 
+Is the truth the model's best fit? `--start-labels` (one phone per row, e.g. the `.segments` of
+`asr_gan.train.oracle_segments`) replaces the restarts with one EM run that starts at the emissions those labels
+count, and reports how pure the clusters are. If that run ends more likely than the frequency starts' best, the
+decipherment failed to find the truth (a search problem); if it ends less likely, or wanders off the labels, the
+truth is not what this model of the units prefers, and no search will find it. Diagnosis only: it reads labels.
+
 CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
         --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn] \
         [--speakers utt2spk]   (Kaldi `utt speaker` lines: decipher each speaker on their own)
+        [--start-labels exp/demo/oracle/train.segments]
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class PhoneHmm:
 class DecipherResult:
     hmm: PhoneHmm
     log_likelihoods: list[float] = field(default_factory=list)  # final value of every restart
+    start_log_likelihoods: list[float] = field(default_factory=list)  # at every restart's start
     selected: int = 0
     seconds: float = 0.0
 
@@ -164,8 +172,9 @@ def viterbi(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
 
 def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np.ndarray], num_phones: int,
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
-        progress: bool = True) -> DecipherResult:
-    """EM from `restarts` frequency-matched starts; keeps the one with the highest likelihood."""
+        progress: bool = True, start_emissions: torch.Tensor | None = None) -> DecipherResult:
+    """EM from `restarts` frequency-matched starts; keeps the one with the highest likelihood.
+    `start_emissions` (P, K): one run from these instead."""
     began = time.time()
     start, bigram = text_bigram(text, num_phones)
     phone_counts = np.bincount(np.concatenate(list(text)), minlength=num_phones).astype(np.float64)
@@ -174,13 +183,17 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     rng = np.random.default_rng(seed)
     result: DecipherResult | None = None
     likelihoods: list[float] = []
+    start_likelihoods: list[float] = []
+    if start_emissions is not None:
+        restarts = 1
     bar = tqdm(total=restarts * iterations, desc="[decipher] EM", unit="it", disable=not progress,
                dynamic_ncols=True)
     for restart in range(restarts):
-        hmm = PhoneHmm(start, bigram, torch.full((num_phones,), 0.5, dtype=torch.float64),
-                       frequency_init(cluster_counts, phone_counts, width, rng if restart else None))
+        emissions = (start_emissions if start_emissions is not None
+                     else frequency_init(cluster_counts, phone_counts, width, rng if restart else None))
+        hmm = PhoneHmm(start, bigram, torch.full((num_phones,), 0.5, dtype=torch.float64), emissions)
         log_likelihood = -math.inf
-        for _ in range(iterations):
+        for iteration in range(iterations):
             counts = torch.zeros(num_phones, num_clusters, dtype=torch.float64)
             moves = torch.zeros(2, num_phones, dtype=torch.float64)
             log_likelihood = 0.0
@@ -189,6 +202,8 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
                 counts += c
                 moves += m
                 log_likelihood += ll
+            if iteration == 0:
+                start_likelihoods.append(log_likelihood)
             hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
             hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
             bar.update(1)
@@ -199,6 +214,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     bar.close()
     assert result is not None
     result.log_likelihoods = likelihoods
+    result.start_log_likelihoods = start_likelihoods
     result.seconds = time.time() - began
     return result
 
@@ -253,10 +269,32 @@ def read_speakers(path: str | Path, utt_ids: Sequence[str]) -> dict[str, list[in
     return groups
 
 
+@dataclass
+class LabelStart:
+    """What labels of every row say about the clusters: the EM start they count, and two readings."""
+
+    emissions: torch.Tensor  # (P, K): P(cluster | phone) counted from the labels
+    purity: float  # share of rows whose cluster's most frequent phone is their own
+    lookup: list[np.ndarray]  # every row read as its cluster's most frequent phone
+    at_start: list[np.ndarray] = field(default_factory=list)  # Viterbi paths of the HMM at its start
+
+
+def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndarray], num_phones: int,
+                num_clusters: int) -> LabelStart:
+    counts = np.zeros((num_phones, num_clusters))
+    for symbols, phones in zip(cluster_seqs, row_labels):
+        np.add.at(counts, (phones, symbols), 1.0)
+    emissions = torch.from_numpy((counts + 1e-4) / (counts + 1e-4).sum(1, keepdims=True))
+    best = counts.argmax(0)
+    return LabelStart(emissions, float(counts.max(0).sum() / max(1.0, counts.sum())), [best[s] for s in cluster_seqs])
+
+
 def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
-                    clusters: int, restarts: int, iterations: int, seed: int,
-                    progress: bool) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int]:
-    """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols)."""
+                    clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
+                    row_labels: Sequence[np.ndarray] | None = None
+                    ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
+    """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
+    the start that `row_labels` give, if any)."""
     stacked = np.concatenate(sequences)
     mean, std = stacked.mean(0), stacked.std(0) + 1e-5
     if clusters > 0:
@@ -266,16 +304,22 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
         centroids = np.zeros((0, stacked.shape[1]), dtype=np.float32)
         clusters = stacked.shape[1]
         cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
-    result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress)
+    labelled = label_start(cluster_seqs, row_labels, num_phones, clusters) if row_labels is not None else None
+    result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
+                 start_emissions=labelled.emissions if labelled else None)
+    if labelled is not None:
+        start, bigram = text_bigram(sentences, num_phones)
+        labelled.at_start = decode(PhoneHmm(start, bigram, torch.full((num_phones,), 0.5, dtype=torch.float64),
+                                            labelled.emissions), cluster_seqs)
     model = {"centroids": centroids, "mean": mean, "std": std, "start": result.hmm.start.numpy(),
              "bigram": result.hmm.bigram.numpy(), "stay": result.hmm.stay.numpy(),
              "emissions": result.hmm.emissions.numpy()}
-    return decode(result.hmm, cluster_seqs), result, model, clusters
+    return decode(result.hmm, cluster_seqs), result, model, clusters, labelled
 
 
 def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
-        speakers: str | None = None) -> dict:
+        speakers: str | None = None, start_labels: str | None = None) -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -285,8 +329,11 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     standardisation, clusters and emissions, and pools the labels. Across voices a phone has several acoustic
     modes, and one decipherment of all of them fails where each voice alone is solved (docs/gan_investigation.md,
     "Toy task with several voices"). The models go to `model_<speaker>.npz` instead of `model.npz`.
+
+    `start_labels` (one phone per row) starts a single EM run at the emissions they count (module docstring);
+    the report adds the clusters' purity and, with `labels`, the PER of the start and of a per-cluster lookup.
     """
-    from asr_gan.train.gan import load_feature_sequences
+    from asr_gan.train.gan import load_feature_sequences, read_segment_labels
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,38 +341,53 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     sequences, utt_ids = load_feature_sequences(features)
     groups = read_speakers(speakers, utt_ids) if speakers else {"": list(range(len(utt_ids)))}
     sentences = read_phone_text(text, inventory)
+    row_labels = read_segment_labels(start_labels, utt_ids, sequences, inventory) if start_labels else None
     paths: list[np.ndarray] = [np.zeros(0, np.int64)] * len(utt_ids)
+    readings: dict[str, list[np.ndarray]] = {"at_start": list(paths), "lookup": list(paths)}
     per_group = []
     fit_seconds = 0.0  # EM time, as the report gave it before speakers existed
     for speaker, rows in groups.items():
-        group_paths, result, model, symbols_count = _decipher_group(
-            [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress)
-        for i, path in zip(rows, group_paths):
-            paths[i] = path
+        group_paths, result, model, symbols_count, labelled = _decipher_group(
+            [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
+            [row_labels[i] for i in rows] if row_labels is not None else None)
+        for j, i in enumerate(rows):
+            paths[i] = group_paths[j]
+            if labelled is not None:
+                readings["at_start"][i], readings["lookup"][i] = labelled.at_start[j], labelled.lookup[j]
         # A speaker id names a file here: no path separators (Kaldi ids have none, other maps might).
         np.savez(out / (f"model_{speaker.replace('/', '_')}.npz" if speaker else "model.npz"), **model)
         per_group.append({"speaker": speaker, "utterances": len(rows), "selected_restart": result.selected,
                           "log_likelihoods": [round(x, 2) for x in result.log_likelihoods],
+                          "start_log_likelihoods": [round(x, 2) for x in result.start_log_likelihoods],
                           "stay_mean": round(float(result.hmm.stay.mean()), 4)})
+        if labelled is not None:
+            per_group[-1]["purity"] = round(labelled.purity, 4)
         fit_seconds += result.seconds
     write_phone_labels(out / "train.segments", {u: inventory.decode(p.tolist()) for u, p in zip(utt_ids, paths)})
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
     write_phone_labels(out / "train.phn", hyps)
     report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
-              "clusters": symbols_count, "restarts": restarts, "iterations": iterations, "seed": seed,
+              "clusters": symbols_count, "restarts": 1 if start_labels else restarts, "iterations": iterations,
+              "seed": seed,
               "seconds": round(fit_seconds, 1),
               "segments_per_phone": round(float(sum(len(s) for s in sequences))
                                           / max(1, sum(len(h) for h in hyps.values())), 3)}
     if speakers:
         report["speakers"] = per_group
     else:
-        report.update({k: per_group[0][k] for k in ("log_likelihoods", "selected_restart", "stay_mean")})
+        report.update({k: v for k, v in per_group[0].items() if k not in ("speaker", "utterances")})
+    if start_labels:
+        report["start_labels"] = str(start_labels)
     if labels:
-        scored = per_on_common(read_phone_labels(labels), hyps, inventory.silence)
+        references = read_phone_labels(labels)
+        scored = per_on_common(references, hyps, inventory.silence)
         if scored is None:
             raise ValueError(f"{labels}: no utterance id matches {features}")
         report["per"] = round(scored[0], 5)
         report["per_utterances"] = scored[1]
+        for name, reading in readings.items() if start_labels else ():
+            merged = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, reading)}
+            report[f"per_{name}"] = round(per_on_common(references, merged, inventory.silence)[0], 5)
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
 
@@ -343,11 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labels", help="reference phones, `utt ph ...`: PER of the result, never used to fit")
     parser.add_argument("--speakers", help="utt2spk file: decipher each speaker's utterances on their own")
+    parser.add_argument("--start-labels", help="one phone per row (`utt ph ...`): start one EM run at the "
+                        "emissions they count, to see whether the truth is the model's best fit (reads labels)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
-                     args.iterations, args.seed, args.labels, not args.no_progress, args.speakers)
+                     args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
+                     args.start_labels)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
