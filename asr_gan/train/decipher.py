@@ -281,6 +281,7 @@ class LabelStart:
 
 def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndarray], num_phones: int,
                 num_clusters: int) -> LabelStart:
+    """Count P(cluster | phone) from the labels of every row (`row_labels[i]`: phone ids of `cluster_seqs[i]`)."""
     counts = np.zeros((num_phones, num_clusters))
     for symbols, phones in zip(cluster_seqs, row_labels):
         np.add.at(counts, (phones, symbols), 1.0)
