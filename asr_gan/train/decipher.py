@@ -12,6 +12,9 @@ likelihood is kept: no transcription is read.
 The Viterbi path gives every segment a phone (silence included): `train.segments` warm-starts the GAN's
 generator (`warm_start_labels`), `train.phn` holds the merged phones for scoring and self-training.
 
+`--context next` makes a segment's emissions depend on the phone after its own too (`asr_gan.train.context_hmm`):
+coarticulated units break the plain model's assumption that a phone's clusters do not depend on its neighbours.
+
 Is the truth the model's best fit? `--start-labels` (one phone per row, e.g. the `.segments` of
 `asr_gan.train.oracle_segments`) replaces the restarts with one EM run that starts at the emissions those labels
 count, and reports how pure the clusters are. If that run ends more likely than the frequency starts' best, the
@@ -21,7 +24,7 @@ truth is not what this model of the units prefers, and no search will find it. D
 CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
         --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn] \
         [--speakers utt2spk]   (Kaldi `utt speaker` lines: decipher each speaker on their own)
-        [--start-labels exp/demo/oracle/train.segments]
+        [--start-labels exp/demo/oracle/train.segments] [--context next]
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import torch
 from tqdm import tqdm
 
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
+from asr_gan.train import context_hmm
+from asr_gan.train.context_hmm import ContextHmm
 from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.ctc import per_on_common, read_phone_labels, write_phone_labels
 from asr_gan.train.data import read_phone_text
@@ -63,7 +68,7 @@ class PhoneHmm:
 
 @dataclass
 class DecipherResult:
-    hmm: PhoneHmm
+    hmm: PhoneHmm | ContextHmm
     log_likelihoods: list[float] = field(default_factory=list)  # final value of every restart
     start_log_likelihoods: list[float] = field(default_factory=list)  # at every restart's start
     selected: int = 0
@@ -172,11 +177,13 @@ def viterbi(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
 
 def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np.ndarray], num_phones: int,
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
-        progress: bool = True, start_emissions: torch.Tensor | None = None) -> DecipherResult:
+        progress: bool = True, start_emissions: torch.Tensor | None = None, context: bool = False,
+        backoff: float = 5.0) -> DecipherResult:
     """EM from `restarts` frequency-matched starts; keeps the one with the highest likelihood.
-    `start_emissions` (P, K): one run from these instead."""
+    `start_emissions` ((P, K), or (P, P+1, K) with `context`): one run from these instead.
+    `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff` pseudo-counts."""
     began = time.time()
-    start, bigram = text_bigram(text, num_phones)
+    start, bigram = context_hmm.text_bigram_with_end(text, num_phones) if context else text_bigram(text, num_phones)
     phone_counts = np.bincount(np.concatenate(list(text)), minlength=num_phones).astype(np.float64)
     cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
     chunks = [_pad([cluster_seqs[i] for i in rows]) for rows in _chunks(cluster_seqs, chunk)]
@@ -191,21 +198,32 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     for restart in range(restarts):
         emissions = (start_emissions if start_emissions is not None
                      else frequency_init(cluster_counts, phone_counts, width, rng if restart else None))
-        hmm = PhoneHmm(start, bigram, torch.full((num_phones,), 0.5, dtype=torch.float64), emissions)
+        stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
+        hmm: PhoneHmm | ContextHmm
+        if context:
+            if emissions.dim() == 2:  # a phone's start is the same whatever phone follows
+                emissions = emissions[:, None, :].expand(-1, num_phones + 1, -1).clone()
+            hmm = ContextHmm(start, bigram, stay, emissions)
+        else:
+            hmm = PhoneHmm(start, bigram, stay, emissions)
         log_likelihood = -math.inf
         for iteration in range(iterations):
-            counts = torch.zeros(num_phones, num_clusters, dtype=torch.float64)
+            counts = torch.zeros(hmm.emissions.shape, dtype=torch.float64)
             moves = torch.zeros(2, num_phones, dtype=torch.float64)
             log_likelihood = 0.0
             for obs, mask in chunks:
-                c, m, ll = expected_counts(hmm, obs, mask)
+                c, m, ll = (context_hmm.forward_backward(hmm, obs, mask) if isinstance(hmm, ContextHmm)
+                            else expected_counts(hmm, obs, mask))
                 counts += c
                 moves += m
                 log_likelihood += ll
             if iteration == 0:
                 start_likelihoods.append(log_likelihood)
-            hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
-            hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
+            if isinstance(hmm, ContextHmm):
+                hmm = context_hmm.m_step(hmm, counts, moves, backoff)
+            else:
+                hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
+                hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
             bar.update(1)
             bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
         likelihoods.append(log_likelihood)
@@ -219,12 +237,12 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     return result
 
 
-def decode(hmm: PhoneHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
+def decode(hmm: PhoneHmm | ContextHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
     """Viterbi phone id of every segment, in the input's order."""
     out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cluster_seqs)
     for rows in _chunks(cluster_seqs, chunk):
         obs, mask = _pad([cluster_seqs[i] for i in rows])
-        path = viterbi(hmm, obs, mask)
+        path = context_hmm.viterbi(hmm, obs, mask) if isinstance(hmm, ContextHmm) else viterbi(hmm, obs, mask)
         for j, i in enumerate(rows):
             out[i] = path[j, :len(cluster_seqs[i])].numpy()
     return out
@@ -273,26 +291,32 @@ def read_speakers(path: str | Path, utt_ids: Sequence[str]) -> dict[str, list[in
 class LabelStart:
     """What labels of every row say about the clusters: the EM start they count, and two readings."""
 
-    emissions: torch.Tensor  # (P, K): P(cluster | phone) counted from the labels
+    emissions: torch.Tensor  # (P, K): P(cluster | phone) counted from the labels; (P, P+1, K) with context
     purity: float  # share of rows whose cluster's most frequent phone is their own
     lookup: list[np.ndarray]  # every row read as its cluster's most frequent phone
     at_start: list[np.ndarray] = field(default_factory=list)  # Viterbi paths of the HMM at its start
 
 
 def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndarray], num_phones: int,
-                num_clusters: int) -> LabelStart:
-    """Count P(cluster | phone) from the labels of every row (`row_labels[i]`: phone ids of `cluster_seqs[i]`)."""
+                num_clusters: int, context: bool = False, backoff: float = 5.0) -> LabelStart:
+    """Count P(cluster | phone), or P(cluster | phone, next phone) with `context`, from the labels of every row
+    (`row_labels[i]`: phone ids of `cluster_seqs[i]`)."""
     counts = np.zeros((num_phones, num_clusters))
+    pairs = np.zeros((num_phones, num_phones + 1, num_clusters))
     for symbols, phones in zip(cluster_seqs, row_labels):
         np.add.at(counts, (phones, symbols), 1.0)
-    emissions = torch.from_numpy((counts + 1e-4) / (counts + 1e-4).sum(1, keepdims=True))
+        np.add.at(pairs, (phones, context_hmm.next_phones(phones, num_phones), symbols), 1.0)
+    if context:
+        emissions = context_hmm.pair_emissions(torch.from_numpy(pairs), backoff)
+    else:
+        emissions = torch.from_numpy((counts + 1e-4) / (counts + 1e-4).sum(1, keepdims=True))
     best = counts.argmax(0)
     return LabelStart(emissions, float(counts.max(0).sum() / max(1.0, counts.sum())), [best[s] for s in cluster_seqs])
 
 
 def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
-                    row_labels: Sequence[np.ndarray] | None = None
+                    row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0
                     ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any)."""
@@ -305,22 +329,29 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
         centroids = np.zeros((0, stacked.shape[1]), dtype=np.float32)
         clusters = stacked.shape[1]
         cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
-    labelled = label_start(cluster_seqs, row_labels, num_phones, clusters) if row_labels is not None else None
+    labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff)
+                if row_labels is not None else None)
     result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
-                 start_emissions=labelled.emissions if labelled else None)
+                 start_emissions=labelled.emissions if labelled else None, context=context, backoff=backoff)
     if labelled is not None:
-        start, bigram = text_bigram(sentences, num_phones)
-        labelled.at_start = decode(PhoneHmm(start, bigram, torch.full((num_phones,), 0.5, dtype=torch.float64),
-                                            labelled.emissions), cluster_seqs)
+        stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
+        if context:
+            start, bigram = context_hmm.text_bigram_with_end(sentences, num_phones)
+            labelled.at_start = decode(ContextHmm(start, bigram, stay, labelled.emissions), cluster_seqs)
+        else:
+            start, bigram = text_bigram(sentences, num_phones)
+            labelled.at_start = decode(PhoneHmm(start, bigram, stay, labelled.emissions), cluster_seqs)
+    # With context, `bigram` has the end as its last column and `emissions` is (P, P+1, K).
     model = {"centroids": centroids, "mean": mean, "std": std, "start": result.hmm.start.numpy(),
              "bigram": result.hmm.bigram.numpy(), "stay": result.hmm.stay.numpy(),
-             "emissions": result.hmm.emissions.numpy()}
+             "emissions": result.hmm.emissions.numpy(), "context": np.array("next" if context else "none")}
     return decode(result.hmm, cluster_seqs), result, model, clusters, labelled
 
 
 def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
-        speakers: str | None = None, start_labels: str | None = None) -> dict:
+        speakers: str | None = None, start_labels: str | None = None, context: str = "none",
+        backoff: float = 5.0) -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -333,7 +364,12 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
 
     `start_labels` (one phone per row) starts a single EM run at the emissions they count (module docstring);
     the report adds the clusters' purity and, with `labels`, the PER of the start and of a per-cluster lookup.
+
+    `context="next"`: emissions depend on the next phone too (`asr_gan.train.context_hmm`), each pair's smoothed
+    toward its phone's with `backoff` pseudo-counts.
     """
+    if context not in ("none", "next"):
+        raise ValueError(f"context {context!r}: expected none or next")
     from asr_gan.train.gan import load_feature_sequences, read_segment_labels
 
     out = Path(out)
@@ -350,7 +386,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     for speaker, rows in groups.items():
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
-            [row_labels[i] for i in rows] if row_labels is not None else None)
+            [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -368,8 +404,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
     write_phone_labels(out / "train.phn", hyps)
     report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
-              "clusters": symbols_count, "restarts": 1 if start_labels else restarts, "iterations": iterations,
-              "seed": seed,
+              "clusters": symbols_count, "context": context, "restarts": 1 if start_labels else restarts,
+              "iterations": iterations, "seed": seed,
               "seconds": round(fit_seconds, 1),
               "segments_per_phone": round(float(sum(len(s) for s in sequences))
                                           / max(1, sum(len(h) for h in hyps.values())), 3)}
@@ -408,12 +444,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speakers", help="utt2spk file: decipher each speaker's utterances on their own")
     parser.add_argument("--start-labels", help="one phone per row (`utt ph ...`): start one EM run at the "
                         "emissions they count, to see whether the truth is the model's best fit (reads labels)")
+    parser.add_argument("--context", choices=["none", "next"], default="none",
+                        help="next: a segment's clusters depend on the phone after its own too (coarticulation)")
+    parser.add_argument("--backoff", type=float, default=5.0,
+                        help="with --context next: pseudo-counts pulling each pair's emissions toward its phone's")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
-                     args.start_labels)
+                     args.start_labels, args.context, args.backoff)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
