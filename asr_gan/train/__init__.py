@@ -9,4 +9,6 @@ sweeps with label-free selection (`asr_gan.train.sweep`).
     checkpoint.py  atomic checkpoints; load_generator for decoding
     distributed.py torchrun process groups, gradient averaging
     gan.py         the training loop
+    decipher.py    label-free phone labels from cluster ids and the text's bigram (HMM + EM), to warm-start the GAN
+    context_hmm.py the decipherment's model when a segment's clusters depend on the next phone too
 """

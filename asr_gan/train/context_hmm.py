@@ -123,18 +123,21 @@ def forward_backward(hmm: ContextHmm, obs: torch.Tensor,
     return counts.permute(1, 2, 0), torch.stack([stays, leaves]), log_likelihood
 
 
+def _log(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp_min(_FLOOR).log()
+
+
 def viterbi(hmm: ContextHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Best phone per position (B, T) of a padded chunk, ending in a state (p, end); padding repeats the last."""
     batch, width = obs.shape
     phones = hmm.num_phones
-    log = lambda x: x.clamp_min(_FLOOR).log()  # noqa: E731
-    log_emit = log(hmm.emissions).permute(2, 0, 1)[obs]  # (B, T, P, P+1)
+    log_emit = _log(hmm.emissions).permute(2, 0, 1)[obs]  # (B, T, P, P+1)
     # (p, p) -> (p, p) is the self-loop and the text's repeat of p at once
     self_loop = hmm.stay[:, None].expand(phones, phones + 1).clone()
     repeat = torch.arange(phones)
     self_loop[repeat, repeat] += (1 - hmm.stay) * hmm.bigram[repeat, repeat]
-    log_stay, log_leave, log_bigram = log(self_loop)[None], log(1 - hmm.stay), log(hmm.bigram)
-    score = log(hmm.start_pairs())[None] + log_emit[:, 0]
+    log_stay, log_leave, log_bigram = _log(self_loop)[None], _log(1 - hmm.stay), _log(hmm.bigram)
+    score = _log(hmm.start_pairs())[None] + log_emit[:, 0]
     # back[t](q, r): the p of the state (p, q) the path came from, or -1 when it stayed in (q, r)
     back = torch.full((batch, width, phones, phones + 1), -1, dtype=torch.long)
     for t in range(1, width):
