@@ -219,3 +219,35 @@ def test_the_next_phone_context_keeps_a_coarticulated_truth_and_prefers_it(tmp_p
 def test_decipher_refuses_an_unknown_context(toy, tmp_path):
     with pytest.raises(ValueError, match="context"):
         decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "out", context="left")
+
+
+def test_lookup_init_gives_every_cluster_one_phone_drawn_by_the_text_frequencies():
+    rng = np.random.default_rng(0)
+    emissions = decipher.lookup_init(np.array([700.0, 200.0, 100.0]), 2000, rng)
+    assert torch.allclose(emissions.sum(1), torch.ones(3, dtype=torch.float64))
+    owner = emissions.argmax(0).numpy()  # the phone that emits each cluster most
+    top2 = emissions.topk(2, dim=0).values
+    assert (top2[0] > 10 * top2[1]).all()  # one phone per cluster
+    share = np.bincount(owner, minlength=3) / 2000
+    assert np.allclose(share, [0.7, 0.2, 0.1], atol=0.04), share
+
+
+def test_screening_runs_every_restart_briefly_and_only_the_most_likely_on(toy, monkeypatch):
+    """4 restarts x 2 screening iterations, then the 1 most likely for the other 4 of its 6: 12 E-steps."""
+    steps = []
+    original = decipher.expected_counts
+
+    def counting(hmm, obs, mask):
+        steps.append(1)
+        return original(hmm, obs, mask)
+
+    monkeypatch.setattr(decipher, "expected_counts", counting)
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(6, size=rng.integers(3, 9)) for _ in range(20)]  # one chunk
+    text = [rng.integers(3, size=rng.integers(3, 9)) for _ in range(20)]
+    result = decipher.fit(sequences, 6, text, 3, restarts=4, iterations=6, init="lookup", screen=2, keep=1,
+                          progress=False)
+    assert len(steps) == 4 * 2 + 1 * 4
+    assert len(result.log_likelihoods) == 4 and result.selected == int(np.argmax(result.log_likelihoods))
+    with pytest.raises(ValueError, match="init"):
+        decipher.fit(sequences, 6, text, 3, init="random", progress=False)

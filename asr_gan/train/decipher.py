@@ -69,7 +69,7 @@ class PhoneHmm:
 @dataclass
 class DecipherResult:
     hmm: PhoneHmm | ContextHmm
-    log_likelihoods: list[float] = field(default_factory=list)  # final value of every restart
+    log_likelihoods: list[float] = field(default_factory=list)  # every restart's last (or its screening's last)
     start_log_likelihoods: list[float] = field(default_factory=list)  # at every restart's start
     selected: int = 0
     seconds: float = 0.0
@@ -175,39 +175,44 @@ def viterbi(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return path
 
 
+def lookup_init(phone_counts: np.ndarray, num_clusters: int, rng: np.random.Generator) -> torch.Tensor:
+    """Emissions (P, K) of a random hard reading: every cluster is given one phone, drawn by the phone's share of
+    the text, and each phone emits mostly its clusters."""
+    lookup = rng.choice(len(phone_counts), size=num_clusters, p=phone_counts / phone_counts.sum())
+    scores = np.full((len(phone_counts), num_clusters), 1e-3)
+    scores[lookup, np.arange(num_clusters)] = 1.0
+    return torch.from_numpy(scores / scores.sum(1, keepdims=True))
+
+
 def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np.ndarray], num_phones: int,
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
         progress: bool = True, start_emissions: torch.Tensor | None = None, context: bool = False,
-        backoff: float = 5.0) -> DecipherResult:
-    """EM from `restarts` frequency-matched starts; keeps the one with the highest likelihood.
-    `start_emissions` ((P, K), or (P, P+1, K) with `context`): one run from these instead.
-    `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff` pseudo-counts."""
+        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1) -> DecipherResult:
+    """EM from `restarts` starts; keeps the one with the highest likelihood.
+
+    `init`: "frequency" starts (a phone emits the clusters of its frequency rank) or "lookup" starts (a random
+    hard reading, `lookup_init`). `screen` > 0 runs every restart for that many iterations first and only the
+    `keep` most likely on to `iterations`. `start_emissions` ((P, K), or (P, P+1, K) with `context`): one run
+    from these instead. `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff`
+    pseudo-counts."""
+    if init not in ("frequency", "lookup"):
+        raise ValueError(f"init {init!r}: expected frequency or lookup")
     began = time.time()
     start, bigram = context_hmm.text_bigram_with_end(text, num_phones) if context else text_bigram(text, num_phones)
     phone_counts = np.bincount(np.concatenate(list(text)), minlength=num_phones).astype(np.float64)
     cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
     chunks = [_pad([cluster_seqs[i] for i in rows]) for rows in _chunks(cluster_seqs, chunk)]
     rng = np.random.default_rng(seed)
-    result: DecipherResult | None = None
-    likelihoods: list[float] = []
-    start_likelihoods: list[float] = []
     if start_emissions is not None:
         restarts = 1
-    bar = tqdm(total=restarts * iterations, desc="[decipher] EM", unit="it", disable=not progress,
-               dynamic_ncols=True)
-    for restart in range(restarts):
-        emissions = (start_emissions if start_emissions is not None
-                     else frequency_init(cluster_counts, phone_counts, width, rng if restart else None))
-        stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
-        hmm: PhoneHmm | ContextHmm
-        if context:
-            if emissions.dim() == 2:  # a phone's start is the same whatever phone follows
-                emissions = emissions[:, None, :].expand(-1, num_phones + 1, -1).clone()
-            hmm = ContextHmm(start, bigram, stay, emissions)
-        else:
-            hmm = PhoneHmm(start, bigram, stay, emissions)
-        log_likelihood = -math.inf
-        for iteration in range(iterations):
+    first = screen if 0 < screen < iterations and restarts > keep else iterations
+    bar = tqdm(total=restarts * first + min(keep, restarts) * (iterations - first), desc="[decipher] EM",
+               unit="it", disable=not progress, dynamic_ncols=True)
+
+    def run_em(hmm: PhoneHmm | ContextHmm, steps: int, restart: int) -> tuple[PhoneHmm | ContextHmm, float, float]:
+        """`steps` EM iterations: (the model, the log-likelihood before the first, and before the last update)."""
+        log_likelihood = first_log_likelihood = -math.inf
+        for step in range(steps):
             counts = torch.zeros(hmm.emissions.shape, dtype=torch.float64)
             moves = torch.zeros(2, num_phones, dtype=torch.float64)
             log_likelihood = 0.0
@@ -217,8 +222,8 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
                 counts += c
                 moves += m
                 log_likelihood += ll
-            if iteration == 0:
-                start_likelihoods.append(log_likelihood)
+            if step == 0:
+                first_log_likelihood = log_likelihood
             if isinstance(hmm, ContextHmm):
                 hmm = context_hmm.m_step(hmm, counts, moves, backoff)
             else:
@@ -226,15 +231,36 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
                 hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
             bar.update(1)
             bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
-        likelihoods.append(log_likelihood)
-        if result is None or log_likelihood > max(likelihoods[:-1]):
-            result = DecipherResult(hmm, selected=restart)
+        return hmm, first_log_likelihood, log_likelihood
+
+    runs: list[PhoneHmm | ContextHmm] = []
+    likelihoods: list[float] = []
+    start_likelihoods: list[float] = []
+    for restart in range(restarts):
+        if start_emissions is not None:
+            emissions = start_emissions
+        elif init == "lookup":
+            emissions = lookup_init(phone_counts, num_clusters, rng)
+        else:
+            emissions = frequency_init(cluster_counts, phone_counts, width, rng if restart else None)
+        stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
+        hmm: PhoneHmm | ContextHmm
+        if context:
+            if emissions.dim() == 2:  # a phone's start is the same whatever phone follows
+                emissions = emissions[:, None, :].expand(-1, num_phones + 1, -1).clone()
+            hmm = ContextHmm(start, bigram, stay, emissions)
+        else:
+            hmm = PhoneHmm(start, bigram, stay, emissions)
+        hmm, first_ll, ll = run_em(hmm, first, restart)
+        runs.append(hmm)
+        start_likelihoods.append(first_ll)
+        likelihoods.append(ll)
+    if first < iterations:  # screened: only the most likely go on (EM never lowers a run's likelihood)
+        for restart in sorted(range(restarts), key=lambda r: -likelihoods[r])[:keep]:
+            runs[restart], _, likelihoods[restart] = run_em(runs[restart], iterations - first, restart)
     bar.close()
-    assert result is not None
-    result.log_likelihoods = likelihoods
-    result.start_log_likelihoods = start_likelihoods
-    result.seconds = time.time() - began
-    return result
+    selected = int(np.argmax(likelihoods))
+    return DecipherResult(runs[selected], likelihoods, start_likelihoods, selected, time.time() - began)
 
 
 def decode(hmm: PhoneHmm | ContextHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
@@ -316,8 +342,8 @@ def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndar
 
 def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
-                    row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0
-                    ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
+                    row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
+                    init: str = "frequency", screen: int = 0, keep: int = 1) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any)."""
     stacked = np.concatenate(sequences)
@@ -332,7 +358,8 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
     labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff)
                 if row_labels is not None else None)
     result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
-                 start_emissions=labelled.emissions if labelled else None, context=context, backoff=backoff)
+                 start_emissions=labelled.emissions if labelled else None, context=context, backoff=backoff,
+                 init=init, screen=screen, keep=keep)
     if labelled is not None:
         stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
         if context:
@@ -351,7 +378,7 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
 def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
         speakers: str | None = None, start_labels: str | None = None, context: str = "none",
-        backoff: float = 5.0) -> dict:
+        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1) -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -366,7 +393,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     the report adds the clusters' purity and, with `labels`, the PER of the start and of a per-cluster lookup.
 
     `context="next"`: emissions depend on the next phone too (`asr_gan.train.context_hmm`), each pair's smoothed
-    toward its phone's with `backoff` pseudo-counts.
+    toward its phone's with `backoff` pseudo-counts. `init`, `screen` and `keep`: how the restarts start and
+    which run to the end (`fit`).
     """
     if context not in ("none", "next"):
         raise ValueError(f"context {context!r}: expected none or next")
@@ -386,7 +414,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     for speaker, rows in groups.items():
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
-            [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff)
+            [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff,
+            init, screen, keep)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -405,6 +434,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     write_phone_labels(out / "train.phn", hyps)
     report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
               "clusters": symbols_count, "context": context, "restarts": 1 if start_labels else restarts,
+              "init": "labels" if start_labels else init, "screen": screen, "keep": keep,
               "iterations": iterations, "seed": seed,
               "seconds": round(fit_seconds, 1),
               "segments_per_phone": round(float(sum(len(s) for s in sequences))
@@ -448,12 +478,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="next: a segment's clusters depend on the phone after its own too (coarticulation)")
     parser.add_argument("--backoff", type=float, default=5.0,
                         help="with --context next: pseudo-counts pulling each pair's emissions toward its phone's")
+    parser.add_argument("--init", choices=["frequency", "lookup"], default="frequency",
+                        help="restarts start from frequency ranks, or from random hard cluster -> phone readings")
+    parser.add_argument("--screen", type=int, default=0,
+                        help="> 0: run every restart this many iterations, then only the --keep most likely on")
+    parser.add_argument("--keep", type=int, default=1, help="restarts that run on after --screen")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
-                     args.start_labels, args.context, args.backoff)
+                     args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
