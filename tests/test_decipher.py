@@ -216,9 +216,11 @@ def test_the_next_phone_context_keeps_a_coarticulated_truth_and_prefers_it(tmp_p
     assert str(model["context"]) == "next" and model["emissions"].shape == (11, 12, 40)
 
 
-def test_decipher_refuses_an_unknown_context(toy, tmp_path):
+def test_decipher_refuses_an_unknown_context_or_init(toy, tmp_path):
     with pytest.raises(ValueError, match="context"):
         decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "out", context="left")
+    with pytest.raises(ValueError, match="init"):
+        decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "out", init="random")
 
 
 def test_lookup_init_gives_every_cluster_one_phone_drawn_by_the_text_frequencies():

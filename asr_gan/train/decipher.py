@@ -398,6 +398,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     """
     if context not in ("none", "next"):
         raise ValueError(f"context {context!r}: expected none or next")
+    if init not in ("frequency", "lookup"):  # before the features load, not after the clustering
+        raise ValueError(f"init {init!r}: expected frequency or lookup")
     from asr_gan.train.gan import load_feature_sequences, read_segment_labels
 
     out = Path(out)
