@@ -343,7 +343,8 @@ def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndar
 def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
-                    init: str = "frequency", screen: int = 0, keep: int = 1) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
+                    init: str = "frequency", screen: int = 0, keep: int = 1
+                    ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any)."""
     stacked = np.concatenate(sequences)
