@@ -45,9 +45,9 @@ class ContextHmm:
         return self.start[:, None] * self.bigram
 
 
-def text_bigram_with_end(text: Sequence[np.ndarray], num_phones: int,
-                         smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Start (P,) and bigram (P, P+1) of phone-id sentences; the last column is P(sentence ends | phone)."""
+def text_counts(text: Sequence[np.ndarray], num_phones: int, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Add-`smoothing` counts of phone-id sentences: first phones (P,), and phone pairs (P, P+1) whose last
+    column counts the sentences each phone ends."""
     start = np.full(num_phones, smoothing)
     counts = np.full((num_phones, num_phones + 1), smoothing)
     for sentence in text:
@@ -55,6 +55,13 @@ def text_bigram_with_end(text: Sequence[np.ndarray], num_phones: int,
             start[sentence[0]] += 1
             np.add.at(counts, (sentence[:-1], sentence[1:]), 1.0)
             counts[sentence[-1], num_phones] += 1
+    return start, counts
+
+
+def text_bigram_with_end(text: Sequence[np.ndarray], num_phones: int,
+                         smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start (P,) and bigram (P, P+1) of phone-id sentences; the last column is P(sentence ends | phone)."""
+    start, counts = text_counts(text, num_phones, smoothing)
     return (torch.from_numpy(start / start.sum()),
             torch.from_numpy(counts / counts.sum(1, keepdims=True)))
 

@@ -78,12 +78,8 @@ class DecipherResult:
 def text_bigram(text: Sequence[np.ndarray], num_phones: int,
                 smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Start distribution (P,) and row-stochastic bigram (P, P) of phone-id sentences, add-`smoothing`."""
-    start = np.full(num_phones, smoothing)
-    counts = np.full((num_phones, num_phones), smoothing)
-    for sentence in text:
-        if len(sentence):
-            start[sentence[0]] += 1
-            np.add.at(counts, (sentence[:-1], sentence[1:]), 1.0)
+    start, counts = context_hmm.text_counts(text, num_phones, smoothing)
+    counts = counts[:, :num_phones]  # the plain model has no sentence end
     return (torch.from_numpy(start / start.sum()),
             torch.from_numpy(counts / counts.sum(1, keepdims=True)))
 
@@ -328,11 +324,12 @@ def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndar
     """Count P(cluster | phone), or P(cluster | phone, next phone) with `context`, from the labels of every row
     (`row_labels[i]`: phone ids of `cluster_seqs[i]`)."""
     counts = np.zeros((num_phones, num_clusters))
-    pairs = np.zeros((num_phones, num_phones + 1, num_clusters))
+    pairs = np.zeros((num_phones, num_phones + 1, num_clusters)) if context else None
     for symbols, phones in zip(cluster_seqs, row_labels):
         np.add.at(counts, (phones, symbols), 1.0)
-        np.add.at(pairs, (phones, context_hmm.next_phones(phones, num_phones), symbols), 1.0)
-    if context:
+        if pairs is not None:
+            np.add.at(pairs, (phones, context_hmm.next_phones(phones, num_phones), symbols), 1.0)
+    if pairs is not None:
         emissions = context_hmm.pair_emissions(torch.from_numpy(pairs), backoff)
     else:
         emissions = torch.from_numpy((counts + 1e-4) / (counts + 1e-4).sum(1, keepdims=True))
