@@ -253,3 +253,31 @@ def test_screening_runs_every_restart_briefly_and_only_the_most_likely_on(toy, m
     assert len(result.log_likelihoods) == 4 and result.selected == int(np.argmax(result.log_likelihoods))
     with pytest.raises(ValueError, match="init"):
         decipher.fit(sequences, 6, text, 3, init="random", progress=False)
+
+
+def test_stay_from_lengths_gives_the_geometric_self_loop_of_the_row_to_phone_ratio():
+    rows = [np.zeros(6), np.zeros(10)]  # 8 rows per utterance
+    sentences = [np.zeros(4), np.zeros(4)]  # 4 phones per sentence: 2 rows per phone
+    assert decipher.stay_from_lengths(rows, sentences) == pytest.approx(0.5)
+    assert decipher.stay_from_lengths([np.zeros(3)], [np.zeros(4)]) == 0.02  # fewer rows than phones
+
+
+@pytest.mark.parametrize("context", [False, True])
+def test_a_fixed_stay_is_kept_through_em_while_a_learnt_one_moves(context):
+    rng = np.random.default_rng(0)
+    sequences = [np.repeat(rng.integers(6, size=rng.integers(3, 6)), 2) for _ in range(20)]  # every symbol twice
+    text = [rng.integers(3, size=rng.integers(3, 6)) for _ in range(20)]
+    fixed = decipher.fit(sequences, 6, text, 3, restarts=1, iterations=3, progress=False, context=context, stay=0.3)
+    learnt = decipher.fit(sequences, 6, text, 3, restarts=1, iterations=3, progress=False, context=context)
+    assert torch.allclose(fixed.hmm.stay, torch.full((3,), 0.3, dtype=torch.float64))
+    assert not torch.allclose(learnt.hmm.stay, torch.full((3,), 0.5, dtype=torch.float64))
+
+
+def test_decipher_fixes_the_stay_from_the_lengths_and_refuses_a_bad_one(toy, tmp_path, capsys):
+    args = ["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones", str(toy["phones"]),
+            "--clusters", "11", "--restarts", "1", "--iterations", "2", "--no-progress"]
+    assert decipher.main([*args, "--out", str(tmp_path / "text"), "--stay", "text"]) == 0
+    report = json.loads((tmp_path / "text" / "report.json").read_text())
+    assert report["stay"] == "text" and 0.02 <= report["stay_mean"] < 0.98
+    assert decipher.main([*args, "--out", str(tmp_path / "bad"), "--stay", "1.5"]) == 1
+    assert "stay '1.5'" in capsys.readouterr().err

@@ -183,14 +183,15 @@ def lookup_init(phone_counts: np.ndarray, num_clusters: int, rng: np.random.Gene
 def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np.ndarray], num_phones: int,
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
         progress: bool = True, start_emissions: torch.Tensor | None = None, context: bool = False,
-        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1) -> DecipherResult:
+        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1,
+        stay: float | None = None) -> DecipherResult:
     """EM from `restarts` starts; keeps the one with the highest likelihood.
 
     `init`: "frequency" starts (a phone emits the clusters of its frequency rank) or "lookup" starts (a random
     hard reading, `lookup_init`). `screen` > 0 runs every restart for that many iterations first and only the
     `keep` most likely on to `iterations`. `start_emissions` ((P, K), or (P, P+1, K) with `context`): one run
     from these instead. `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff`
-    pseudo-counts."""
+    pseudo-counts. `stay`: every phone's self-loop probability, fixed (None: learnt by EM from 0.5)."""
     if init not in ("frequency", "lookup"):
         raise ValueError(f"init {init!r}: expected frequency or lookup")
     began = time.time()
@@ -199,6 +200,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
     chunks = [_pad([cluster_seqs[i] for i in rows]) for rows in _chunks(cluster_seqs, chunk)]
     rng = np.random.default_rng(seed)
+    fixed_stay = torch.full((num_phones,), 0.5 if stay is None else stay, dtype=torch.float64)
     if start_emissions is not None:
         restarts = 1
     first = screen if 0 < screen < iterations and restarts > keep else iterations
@@ -225,6 +227,8 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             else:
                 hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
                 hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
+            if stay is not None:
+                hmm.stay = fixed_stay
             bar.update(1)
             bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
         return hmm, first_log_likelihood, log_likelihood
@@ -239,14 +243,13 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             emissions = lookup_init(phone_counts, num_clusters, rng)
         else:
             emissions = frequency_init(cluster_counts, phone_counts, width, rng if restart else None)
-        stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
         hmm: PhoneHmm | ContextHmm
         if context:
             if emissions.dim() == 2:  # a phone's start is the same whatever phone follows
                 emissions = emissions[:, None, :].expand(-1, num_phones + 1, -1).clone()
-            hmm = ContextHmm(start, bigram, stay, emissions)
+            hmm = ContextHmm(start, bigram, fixed_stay.clone(), emissions)
         else:
-            hmm = PhoneHmm(start, bigram, stay, emissions)
+            hmm = PhoneHmm(start, bigram, fixed_stay.clone(), emissions)
         hmm, first_ll, ll = run_em(hmm, first, restart)
         runs.append(hmm)
         start_likelihoods.append(first_ll)
@@ -337,13 +340,21 @@ def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndar
     return LabelStart(emissions, float(counts.max(0).sum() / max(1.0, counts.sum())), [best[s] for s in cluster_seqs])
 
 
+def stay_from_lengths(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray]) -> float:
+    """The self-loop probability whose geometric durations give the audio's rows per utterance from the text's
+    phones per sentence: 1 - 1/r, r = mean rows / mean phones (silence included on both sides). Label-free: the
+    text is unpaired, only its length distribution is assumed to match the audio's."""
+    ratio = (sum(len(s) for s in sequences) / len(sequences)) / (sum(len(s) for s in sentences) / len(sentences))
+    return float(min(0.98, max(0.02, 1.0 - 1.0 / ratio)))
+
+
 def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
-                    init: str = "frequency", screen: int = 0, keep: int = 1
+                    init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn"
                     ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
-    the start that `row_labels` give, if any)."""
+    the start that `row_labels` give, if any). `stay`: "learn", "text" (`stay_from_lengths`) or a probability."""
     stacked = np.concatenate(sequences)
     mean, std = stacked.mean(0), stacked.std(0) + 1e-5
     if clusters > 0:
@@ -355,17 +366,18 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
         cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
     labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff)
                 if row_labels is not None else None)
+    fixed = None if stay == "learn" else stay_from_lengths(sequences, sentences) if stay == "text" else float(stay)
     result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
                  start_emissions=labelled.emissions if labelled else None, context=context, backoff=backoff,
-                 init=init, screen=screen, keep=keep)
+                 init=init, screen=screen, keep=keep, stay=fixed)
     if labelled is not None:
-        stay = torch.full((num_phones,), 0.5, dtype=torch.float64)
+        start_stay = torch.full((num_phones,), 0.5 if fixed is None else fixed, dtype=torch.float64)
         if context:
             start, bigram = context_hmm.text_bigram_with_end(sentences, num_phones)
-            labelled.at_start = decode(ContextHmm(start, bigram, stay, labelled.emissions), cluster_seqs)
+            labelled.at_start = decode(ContextHmm(start, bigram, start_stay, labelled.emissions), cluster_seqs)
         else:
             start, bigram = text_bigram(sentences, num_phones)
-            labelled.at_start = decode(PhoneHmm(start, bigram, stay, labelled.emissions), cluster_seqs)
+            labelled.at_start = decode(PhoneHmm(start, bigram, start_stay, labelled.emissions), cluster_seqs)
     # With context, `bigram` has the end as its last column and `emissions` is (P, P+1, K).
     model = {"centroids": centroids, "mean": mean, "std": std, "start": result.hmm.start.numpy(),
              "bigram": result.hmm.bigram.numpy(), "stay": result.hmm.stay.numpy(),
@@ -376,7 +388,7 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
 def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
         speakers: str | None = None, start_labels: str | None = None, context: str = "none",
-        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1) -> dict:
+        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn") -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -392,12 +404,20 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
 
     `context="next"`: emissions depend on the next phone too (`asr_gan.train.context_hmm`), each pair's smoothed
     toward its phone's with `backoff` pseudo-counts. `init`, `screen` and `keep`: how the restarts start and
-    which run to the end (`fit`).
+    which run to the end (`fit`). `stay`: the self-loop probability, "learn" (EM), "text" (fixed by the
+    audio's rows per utterance against the text's phones per sentence, `stay_from_lengths`) or a number.
     """
     if context not in ("none", "next"):
         raise ValueError(f"context {context!r}: expected none or next")
     if init not in ("frequency", "lookup"):  # before the features load, not after the clustering
         raise ValueError(f"init {init!r}: expected frequency or lookup")
+    if stay not in ("learn", "text"):
+        try:
+            number = float(stay)
+        except ValueError:
+            number = -1.0
+        if not 0.0 <= number < 1.0:
+            raise ValueError(f"stay {stay!r}: expected learn, text or a probability in [0, 1)")
     from asr_gan.train.gan import load_feature_sequences, read_segment_labels
 
     out = Path(out)
@@ -415,7 +435,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
             [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff,
-            init, screen, keep)
+            init, screen, keep, stay)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -435,7 +455,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
               "clusters": symbols_count, "context": context, "restarts": 1 if start_labels else restarts,
               "init": "labels" if start_labels else init, "screen": screen, "keep": keep,
-              "iterations": iterations, "seed": seed,
+              "iterations": iterations, "seed": seed, "stay": stay,
               "seconds": round(fit_seconds, 1),
               "segments_per_phone": round(float(sum(len(s) for s in sequences))
                                           / max(1, sum(len(h) for h in hyps.values())), 3)}
@@ -483,12 +503,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screen", type=int, default=0,
                         help="> 0: run every restart this many iterations, then only the --keep most likely on")
     parser.add_argument("--keep", type=int, default=1, help="restarts that run on after --screen")
+    parser.add_argument("--stay", default="learn",
+                        help="self-loop probability: learn (EM), text (fixed so that the text's phones per sentence "
+                        "give the audio's rows per utterance) or a number")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
-                     args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep)
+                     args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep,
+                     args.stay)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
