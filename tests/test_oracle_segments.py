@@ -9,7 +9,7 @@ from asr_gan.features.storage import FeatureSet, FeatureSetWriter
 from asr_gan.models.ctc_model import CTCPhoneModel
 from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.ctc import CTCTrainConfig, load_ctc_checkpoint, save_checkpoint
-from asr_gan.train.oracle_segments import main, phone_starts, pool_phones
+from asr_gan.train.oracle_segments import label_rows, main, phone_starts, pool_phones
 from asr_gan.train.posteriors import log_posteriors
 
 torch.set_num_threads(1)
@@ -90,3 +90,25 @@ def test_a_model_that_does_not_emit_one_position_per_frame_is_refused(tmp_path, 
                  "--out", str(tmp_path / "oracle"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and "one output per frame" in err and "utt0" in err, err
+
+
+def test_label_rows_gives_every_row_the_phone_aligned_to_its_last_output():
+    # 10 outputs for 5 rows (2 each): b starts at output 2, aa at 5, the last emission is output 7.
+    assert label_rows(["b", "aa"], [2, 5], 7, 10, 5, "sil") == ["sil", "b", "aa", "aa", "sil"]
+    assert label_rows(["b", "aa"], [0, 2], 3, 4, 4, "sil") == ["b", "b", "aa", "aa"]
+
+
+def test_cli_label_rows_writes_one_phone_per_input_row_and_no_feature_set(tmp_path, capsys):
+    frames, checkpoint, labels = _frames_and_model(tmp_path)
+    out = tmp_path / "new" / "rows"
+    assert main(["--checkpoint", str(checkpoint), "--features", str(frames), "--labels", str(labels),
+                 "--out", str(out), "--label-rows", "--no-progress"]) == 0
+    assert not out.exists()
+    source = FeatureSet(frames)
+    rows_of = {line.split()[0]: line.split()[1:] for line in (tmp_path / "new" / "rows.segments").read_text().splitlines()}
+    assert sorted(rows_of) == ["utt0", "utt3"]
+    for utt, row_labels in rows_of.items():
+        assert len(row_labels) == len(source[source.utt_ids.index(utt)])
+    merged = [p for i, p in enumerate(rows_of["utt0"]) if p != "sil" and (i == 0 or p != rows_of["utt0"][i - 1])]
+    assert merged == ["b", "aa", "d", "aa"]
+    assert "utt2: 3 phones cannot be aligned" in capsys.readouterr().err
