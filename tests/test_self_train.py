@@ -96,3 +96,32 @@ def test_self_training_round_beats_its_noisy_pseudo_labels(tmp_path):
     assert (tmp_path / "round2" / "train_labels.phn").read_text().count("\n") == 256
     table = report_markdown(reports, ["dev"])
     assert table.splitlines()[2].startswith("| 0 (GAN labels) | - |")
+
+
+def test_a_round_whose_student_fails_to_learn_its_labels_is_rejected_and_stops_self_training(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """Held-out disagreement 10% in round 1, 80% in round 2: round 2 is rejected, round 3 never runs."""
+    import asr_gan.decode.self_train as module
+
+    inventory = PhoneInventory(PHONES)
+    ids, feats, refs = synthetic_frames(20, seed=0)
+    disagreements = iter([0.1, 0.8, 0.1])
+    monkeypatch.setattr(module, "choose_blank_penalty", lambda *args: (0.0, next(disagreements)))
+    config = SelfTrainConfig(out=str(tmp_path), rounds=3, holdout_share=0.2,
+                             ctc=CTCTrainConfig(model="bilstm", encoder_kwargs={"hidden_dim": 8, "num_layers": 1},
+                                                epochs=1, batch_frames=300, seed=0, device="cpu"))
+    reports = self_train(config, inventory, ids, feats, refs, {}, progress=False)
+    assert [(r.round, r.accepted) for r in reports] == [(0, True), (1, True), (2, False)]
+    assert module.final_round(reports) == 1
+    err = capsys.readouterr().err
+    assert "[self-train r2] rejected" in err and "80.0%" in err and "round 1 is final" in err, err
+    table = report_markdown(reports, [])
+    assert "no (student failed)" in table and table.rstrip().endswith("Final round: 1")
+    assert not (tmp_path / "round3").exists()
+
+
+def test_disagreement_rise_needs_both_rounds_and_a_rise_past_the_limit():
+    from asr_gan.decode.self_train import disagreement_rose
+
+    assert disagreement_rose(0.16, 0.78, 0.25) and not disagreement_rose(0.16, 0.40, 0.25)
+    assert not disagreement_rose(None, 0.9, 0.25) and not disagreement_rose(0.1, None, 0.25)

@@ -14,6 +14,12 @@ No reference is used for training or model choice: the epoch of each round is ch
 slice of the training utterances, scored against their pseudo-labels (noise the model cannot predict
 costs every epoch alike; fitting that noise shows up as worse agreement on the held-out slice).
 
+A round can fail: its student may not learn its labels at all (seen once on the spoken toy corpus: a second
+round whose held-out disagreement and dev PER both jumped to chance level). A round whose held-out disagreement rises more
+than `--max-disagreement-rise` above the round before it is rejected: self-training stops there and the round
+before is the final one (`final_round` in report.json), with no reference read. The first round has no round
+before it to compare with and is always kept.
+
 Example:
   python -m asr_gan.decode.self_train --frames exp/demo/feats/mfcc/train --pseudo-labels exp/demo/decode/train.phn \
       --phones exp/demo/text/phones.txt --eval dev=exp/demo/feats/mfcc/dev:exp/demo/text/dev.phn \
@@ -69,6 +75,8 @@ class SelfTrainConfig:
     holdout_share: float = 0.1
     # Candidate blank penalties for greedy decoding, chosen per round on the held-out slice (label-free).
     blank_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 3.0])
+    # A round whose held-out disagreement exceeds the previous round's by more than this is rejected.
+    max_disagreement_rise: float = 0.25
     ctc: CTCTrainConfig = field(default_factory=lambda: CTCTrainConfig(model="bilstm", epochs=20))
 
 
@@ -82,6 +90,12 @@ class RoundReport:
     holdout_agreement_per: float | None
     checkpoint: str | None
     blank_penalty: float = 0.0
+    accepted: bool = True  # False: its student failed to learn its labels (module docstring); self-training stopped
+
+
+def disagreement_rose(previous: float | None, current: float | None, limit: float) -> bool:
+    """Whether a round's held-out disagreement rose more than `limit` above the previous round's (both known)."""
+    return previous is not None and current is not None and current - previous > limit
 
 
 def label_per(labels: dict[str, list[str]], references: dict[str, list[str]] | None,
@@ -161,17 +175,29 @@ def self_train(config: SelfTrainConfig, inventory: PhoneInventory, train_ids: Se
         labels = {utt: inventory.decode(h) for utt, h in zip(train_ids, hyps) if h}
         if run_dir:
             write_phone_labels(run_dir / "train_labels.phn", labels)
+        failed = disagreement_rose(reports[-1].holdout_agreement_per, agreement, config.max_disagreement_rise)
         reports.append(RoundReport(round_index, len(data), eval_per, label_per(labels, train_references, inventory),
-                                   agreement, result.checkpoint, penalty))
+                                   agreement, result.checkpoint, penalty, accepted=not failed))
         if progress:
             shown = " ".join(f"{name}_per={100 * per:.2f}%" for name, per in eval_per.items())
             print(f"{log_prefix} {shown} blank_penalty={penalty} holdout_disagreement={agreement}", flush=True)
+        if failed:
+            print(f"{log_prefix} rejected: its student disagrees with its own labels on {100 * agreement:.1f}% of "
+                  f"the held-out phones, against {100 * reports[-2].holdout_agreement_per:.1f}% in round "
+                  f"{round_index - 1} (more than --max-disagreement-rise {config.max_disagreement_rise:g} higher); "
+                  f"self-training stops, round {round_index - 1} is final", file=sys.stderr, flush=True)
+            break
     return reports
+
+
+def final_round(reports: list[RoundReport]) -> int:
+    """The last accepted round (0: the input labels)."""
+    return max(r.round for r in reports if r.accepted)
 
 
 def report_markdown(reports: list[RoundReport], eval_names: list[str]) -> str:
     header = ["round", *(f"{n} PER %" for n in eval_names), "train label PER %", "held-out disagreement %",
-              "blank penalty"]
+              "blank penalty", "kept"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def cell(value: float | None) -> str:
@@ -181,8 +207,9 @@ def report_markdown(reports: list[RoundReport], eval_names: list[str]) -> str:
         name = "0 (GAN labels)" if r.round == 0 else str(r.round)
         lines.append("| " + " | ".join([name, *(cell(r.eval_per.get(n)) for n in eval_names),
                                         cell(r.train_label_per), cell(r.holdout_agreement_per),
-                                        "-" if r.round == 0 else f"{r.blank_penalty:g}"]) + " |")
-    return "\n".join(lines) + "\n"
+                                        "-" if r.round == 0 else f"{r.blank_penalty:g}",
+                                        "yes" if r.accepted else "no (student failed)"]) + " |")
+    return "\n".join(lines) + f"\n\nFinal round: {final_round(reports)}\n"
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
@@ -213,6 +240,9 @@ def parse_args(argv: list[str] | None = None) -> SelfTrainConfig:
     parser.add_argument("--holdout-share", type=float, default=0.1)
     parser.add_argument("--blank-penalties", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 3.0],
                         help="greedy-decoding blank penalties to choose from on the held-out slice")
+    parser.add_argument("--max-disagreement-rise", type=float, default=0.25,
+                        help="reject a round (and stop) whose held-out disagreement with its own labels exceeds the "
+                        "previous round's by more than this")
     parser.add_argument("--model", default="bilstm", choices=("bilstm", "conformer"))
     parser.add_argument("--hidden-dim", type=int, default=256)
     parser.add_argument("--num-layers", type=int, default=2)
@@ -234,7 +264,8 @@ def parse_args(argv: list[str] | None = None) -> SelfTrainConfig:
                          device=args.device, threads=args.threads)
     return SelfTrainConfig(frames=args.frames, pseudo_labels=args.pseudo_labels, phones=args.phones, out=args.out,
                            evals=evals, train_references=args.train_references, rounds=args.rounds,
-                           holdout_share=args.holdout_share, blank_penalties=args.blank_penalties, ctc=ctc)
+                           holdout_share=args.holdout_share, blank_penalties=args.blank_penalties,
+                           max_disagreement_rise=args.max_disagreement_rise, ctc=ctc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table = report_markdown(reports, list(eval_sets))
     (out / "report.md").write_text(table)
-    report: dict[str, Any] = {"config": asdict(config), "rounds": [asdict(r) for r in reports]}
+    report: dict[str, Any] = {"config": asdict(config), "rounds": [asdict(r) for r in reports],
+                              "final_round": final_round(reports)}
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     print(table)
     print(f"[self-train] wrote {out / 'report.md'} and {out / 'report.json'}")
