@@ -233,7 +233,9 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
         return hmm, first_log_likelihood, log_likelihood
 
-    runs: list[PhoneHmm | ContextHmm] = []
+    # Only the models that can still be selected stay in memory: the `keep` most likely while screening, else one.
+    held = min(keep, restarts) if first < iterations else 1
+    runs: dict[int, PhoneHmm | ContextHmm] = {}
     likelihoods: list[float] = []
     start_likelihoods: list[float] = []
     for restart in range(restarts):
@@ -251,14 +253,16 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
         else:
             hmm = PhoneHmm(start, bigram, fixed_stay.clone(), emissions)
         hmm, first_ll, ll = run_em(hmm, first, restart)
-        runs.append(hmm)
+        runs[restart] = hmm
         start_likelihoods.append(first_ll)
         likelihoods.append(ll)
+        if len(runs) > held:  # the least likely goes (on a tie, the later restart, as a stable sort would)
+            del runs[min(runs, key=lambda r: (likelihoods[r], -r))]
     if first < iterations:  # screened: only the most likely go on (EM never lowers a run's likelihood)
-        for restart in sorted(range(restarts), key=lambda r: -likelihoods[r])[:keep]:
+        for restart in sorted(runs, key=lambda r: -likelihoods[r]):
             runs[restart], _, likelihoods[restart] = run_em(runs[restart], iterations - first, restart)
     bar.close()
-    selected = int(np.argmax(likelihoods))
+    selected = max(runs, key=lambda r: (likelihoods[r], -r))  # the first of the most likely
     return DecipherResult(runs[selected], likelihoods, start_likelihoods, selected, time.time() - began)
 
 
