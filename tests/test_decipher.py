@@ -281,3 +281,40 @@ def test_decipher_fixes_the_stay_from_the_lengths_and_refuses_a_bad_one(toy, tmp
     assert report["stay"] == "text" and 0.02 <= report["stay_mean"] < 0.98
     assert decipher.main([*args, "--out", str(tmp_path / "bad"), "--stay", "1.5"]) == 1
     assert "stay '1.5'" in capsys.readouterr().err
+
+
+def test_a_model_refined_onto_its_own_clusters_starts_where_it_ended(toy, tmp_path):
+    decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "coarse", clusters=11,
+                 restarts=2, iterations=20, progress=False)
+    with np.load(tmp_path / "coarse" / "model.npz") as stored:
+        model = {k: stored[k] for k in stored.files}
+    from asr_gan.train.gan import load_feature_sequences
+
+    sequences, _ = load_feature_sequences(str(toy["train"]))
+    same = decipher.cluster_sequences(sequences, model["centroids"], model["mean"], model["std"])
+    start = decipher.refine_start(model, sequences, same, 11)
+    assert torch.allclose(start, torch.from_numpy(model["emissions"]), atol=1e-4)
+
+
+@pytest.mark.parametrize("context", ["none", "next"])
+def test_a_coarse_decipherment_starts_one_run_with_more_clusters(toy, tmp_path, context):
+    """The coarse model here starts at the true rows (a search is not what is tested); the finer run reads no
+    label and keeps its reading."""
+    common = dict(features=str(toy["train"]), text=str(toy["text"]), phones=str(toy["phones"]),
+                  labels=str(toy["train_labels"]), progress=False, context=context, iterations=30)
+    coarse = decipher.run(**common, out=tmp_path / "coarse", clusters=11, start_labels=str(toy["train_segments"]))
+    fine = decipher.run(**common, out=tmp_path / "fine", clusters=30, init_model=str(tmp_path / "coarse" / "model.npz"))
+    assert fine["init"] == "model" and fine["restarts"] == 1 and len(fine["log_likelihoods"]) == 1
+    assert "start_labels" not in fine and fine["init_model"].endswith("model.npz")
+    assert coarse["per"] < 0.15 and fine["per"] < coarse["per"] + 0.05, (coarse, fine)
+
+
+def test_decipher_refuses_an_init_model_of_another_context_or_a_missing_one(toy, tmp_path):
+    args = dict(features=str(toy["train"]), text=str(toy["text"]), phones=str(toy["phones"]), progress=False,
+                iterations=2, restarts=1)
+    decipher.run(**args, out=tmp_path / "plain", clusters=11)
+    with pytest.raises(ValueError, match="context 'none'"):
+        decipher.run(**args, out=tmp_path / "pair", clusters=20, context="next",
+                     init_model=str(tmp_path / "plain" / "model.npz"))
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        decipher.run(**args, out=tmp_path / "x", init_model=str(tmp_path / "missing.npz"))

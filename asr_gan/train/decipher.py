@@ -344,6 +344,21 @@ def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndar
     return LabelStart(emissions, float(counts.max(0).sum() / max(1.0, counts.sum())), [best[s] for s in cluster_seqs])
 
 
+def refine_start(model: dict[str, np.ndarray], sequences: Sequence[np.ndarray], cluster_seqs: Sequence[np.ndarray],
+                 num_clusters: int) -> torch.Tensor:
+    """EM start for these clusters from a decipherment of other (coarser) clusters of the same rows: every
+    cluster's emission is its share of each old cluster, weighted by the old model's emission of that cluster,
+    P(new | phone) = sum_old P(old | phone) P(new | old), with P(new | old) counted over the rows."""
+    old_seqs = cluster_sequences(sequences, model["centroids"], model["mean"], model["std"])
+    old_clusters = model["emissions"].shape[-1]
+    joint = np.zeros((old_clusters, num_clusters))
+    for old, new in zip(old_seqs, cluster_seqs):
+        np.add.at(joint, (old, new), 1.0)
+    share = (joint + 1e-6) / (joint + 1e-6).sum(1, keepdims=True)
+    emissions = torch.from_numpy(model["emissions"].astype(np.float64) @ share)
+    return emissions / emissions.sum(-1, keepdim=True)
+
+
 def stay_from_lengths(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray]) -> float:
     """The self-loop probability whose geometric durations give the audio's rows per utterance from the text's
     phones per sentence: 1 - 1/r, r = mean rows / mean phones (silence included on both sides). Label-free: the
@@ -355,7 +370,8 @@ def stay_from_lengths(sequences: Sequence[np.ndarray], sentences: Sequence[np.nd
 def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray], num_phones: int,
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
-                    init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn"
+                    init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
+                    init_model: dict[str, np.ndarray] | None = None
                     ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any). `stay`: "learn", "text" (`stay_from_lengths`) or a probability."""
@@ -371,8 +387,10 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
     labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff)
                 if row_labels is not None else None)
     fixed = None if stay == "learn" else stay_from_lengths(sequences, sentences) if stay == "text" else float(stay)
+    start_emissions = (labelled.emissions if labelled else
+                       refine_start(init_model, sequences, cluster_seqs, clusters) if init_model is not None else None)
     result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
-                 start_emissions=labelled.emissions if labelled else None, context=context, backoff=backoff,
+                 start_emissions=start_emissions, context=context, backoff=backoff,
                  init=init, screen=screen, keep=keep, stay=fixed)
     if labelled is not None:
         start_stay = torch.full((num_phones,), 0.5 if fixed is None else fixed, dtype=torch.float64)
@@ -392,7 +410,8 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
 def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
         speakers: str | None = None, start_labels: str | None = None, context: str = "none",
-        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn") -> dict:
+        backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
+        init_model: str | None = None) -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -410,11 +429,28 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     toward its phone's with `backoff` pseudo-counts. `init`, `screen` and `keep`: how the restarts start and
     which run to the end (`fit`). `stay`: the self-loop probability, "learn" (EM), "text" (fixed by the
     audio's rows per utterance against the text's phones per sentence, `stay_from_lengths`) or a number.
+
+    `init_model` (a `model.npz` of an earlier run on the same rows, e.g. with fewer clusters) replaces the restarts
+    with one EM run from the start it gives these clusters (`refine_start`): a search at few clusters, where
+    random starts find the truth's basin more easily, carried to more clusters, where the units are purer.
     """
     if context not in ("none", "next"):
         raise ValueError(f"context {context!r}: expected none or next")
     if init not in ("frequency", "lookup"):  # before the features load, not after the clustering
         raise ValueError(f"init {init!r}: expected frequency or lookup")
+    model_start: dict[str, np.ndarray] | None = None
+    if init_model is not None:
+        if start_labels or speakers:
+            raise ValueError("init_model: one EM run from an earlier model; not with start_labels or speakers")
+        if not Path(init_model).is_file():
+            raise FileNotFoundError(f"{init_model}: decipherment model (model.npz) not found")
+        with np.load(init_model) as stored:
+            model_start = {k: stored[k] for k in stored.files}
+        old_context = str(model_start.get("context", "none"))
+        if (old_context == "next") != (context == "next") or not len(model_start["centroids"]):
+            raise ValueError(f"{init_model}: a model with context {old_context!r} and "
+                             f"{len(model_start['centroids'])} k-means clusters cannot start a run with context "
+                             f"{context!r} (it needs the same context and k-means clusters)")
     if stay not in ("learn", "text"):
         try:
             number = float(stay)
@@ -439,7 +475,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
             [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff,
-            init, screen, keep, stay)
+            init, screen, keep, stay, model_start)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -457,8 +493,9 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
     write_phone_labels(out / "train.phn", hyps)
     report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
-              "clusters": symbols_count, "context": context, "restarts": 1 if start_labels else restarts,
-              "init": "labels" if start_labels else init, "screen": screen, "keep": keep,
+              "clusters": symbols_count, "context": context,
+              "restarts": 1 if start_labels or init_model else restarts,
+              "init": "labels" if start_labels else "model" if init_model else init, "screen": screen, "keep": keep,
               "iterations": iterations, "seed": seed, "stay": stay,
               "seconds": round(fit_seconds, 1),
               "segments_per_phone": round(float(sum(len(s) for s in sequences))
@@ -469,6 +506,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         report.update({k: v for k, v in per_group[0].items() if k not in ("speaker", "utterances")})
     if start_labels:
         report["start_labels"] = str(start_labels)
+    if init_model:
+        report["init_model"] = str(init_model)
     if labels:
         references = read_phone_labels(labels)
         scored = per_on_common(references, hyps, inventory.silence)
@@ -510,13 +549,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stay", default="learn",
                         help="self-loop probability: learn (EM), text (fixed so that the text's phones per sentence "
                         "give the audio's rows per utterance) or a number")
+    parser.add_argument("--init-model", help="model.npz of an earlier run on these rows (e.g. fewer clusters): one EM "
+                        "run from the start it gives these clusters instead of the restarts")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
                      args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep,
-                     args.stay)
+                     args.stay, args.init_model)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
