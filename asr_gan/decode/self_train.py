@@ -15,10 +15,10 @@ slice of the training utterances, scored against their pseudo-labels (noise the 
 costs every epoch alike; fitting that noise shows up as worse agreement on the held-out slice).
 
 A round can fail: its student may not learn its labels at all (seen once on the spoken toy corpus: a second
-round whose held-out disagreement and dev PER both jumped to chance level). A round whose held-out disagreement rises more
-than `--max-disagreement-rise` above the round before it is rejected: self-training stops there and the round
-before is the final one (`final_round` in report.json), with no reference read. The first round has no round
-before it to compare with and is always kept.
+round whose held-out disagreement and dev PER both jumped to chance level). A round whose held-out
+disagreement rises more than `--max-disagreement-rise` above the round before it is rejected: self-training
+stops there and the round before is the final one (`final_round` in report.json), with no reference read. The
+first round has no round before it to compare with and is always kept.
 
 Example:
   python -m asr_gan.decode.self_train --frames exp/demo/feats/mfcc/train --pseudo-labels exp/demo/decode/train.phn \
