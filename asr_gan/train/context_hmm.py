@@ -188,7 +188,12 @@ def next_phones(phones: np.ndarray, end: int) -> np.ndarray:
     return following[np.searchsorted(changes, np.arange(len(phones)), side="right")]
 
 
+def self_loops(moves: torch.Tensor) -> torch.Tensor:
+    """Each phone's self-loop probability from an E-step's expected (stays, moves out) (2, P); the plain and the
+    pair model share it."""
+    return (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
+
+
 def m_step(hmm: ContextHmm, counts: torch.Tensor, moves: torch.Tensor, backoff: float) -> ContextHmm:
     """New emissions (`pair_emissions`) and self-loops from one E-step's expected counts."""
-    stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
-    return ContextHmm(hmm.start, hmm.bigram, stay, pair_emissions(counts, backoff))
+    return ContextHmm(hmm.start, hmm.bigram, self_loops(moves), pair_emissions(counts, backoff))

@@ -180,6 +180,11 @@ def lookup_init(phone_counts: np.ndarray, num_clusters: int, rng: np.random.Gene
     return torch.from_numpy(scores / scores.sum(1, keepdims=True))
 
 
+def initial_stay(num_phones: int, stay: float | None) -> torch.Tensor:
+    """Every phone's self-loop at the start of EM: `stay` when it is fixed, else 0.5 (then learnt)."""
+    return torch.full((num_phones,), 0.5 if stay is None else stay, dtype=torch.float64)
+
+
 def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np.ndarray], num_phones: int,
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
         progress: bool = True, start_emissions: torch.Tensor | None = None, context: bool = False,
@@ -200,7 +205,6 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
     chunks = [_pad([cluster_seqs[i] for i in rows]) for rows in _chunks(cluster_seqs, chunk)]
     rng = np.random.default_rng(seed)
-    fixed_stay = torch.full((num_phones,), 0.5 if stay is None else stay, dtype=torch.float64)
     if start_emissions is not None:
         restarts = 1
     first = screen if 0 < screen < iterations and restarts > keep else iterations
@@ -226,9 +230,9 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
                 hmm = context_hmm.m_step(hmm, counts, moves, backoff)
             else:
                 hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
-                hmm.stay = (moves[0] / (moves.sum(0) + 1e-12)).clamp(0.02, 0.98)
+                hmm.stay = context_hmm.self_loops(moves)
             if stay is not None:
-                hmm.stay = fixed_stay
+                hmm.stay = initial_stay(num_phones, stay)
             bar.update(1)
             bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
         return hmm, first_log_likelihood, log_likelihood
@@ -249,9 +253,9 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
         if context:
             if emissions.dim() == 2:  # a phone's start is the same whatever phone follows
                 emissions = emissions[:, None, :].expand(-1, num_phones + 1, -1).clone()
-            hmm = ContextHmm(start, bigram, fixed_stay.clone(), emissions)
+            hmm = ContextHmm(start, bigram, initial_stay(num_phones, stay), emissions)
         else:
-            hmm = PhoneHmm(start, bigram, fixed_stay.clone(), emissions)
+            hmm = PhoneHmm(start, bigram, initial_stay(num_phones, stay), emissions)
         hmm, first_ll, ll = run_em(hmm, first, restart)
         runs[restart] = hmm
         start_likelihoods.append(first_ll)
@@ -393,7 +397,7 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                  start_emissions=start_emissions, context=context, backoff=backoff,
                  init=init, screen=screen, keep=keep, stay=fixed)
     if labelled is not None:
-        start_stay = torch.full((num_phones,), 0.5 if fixed is None else fixed, dtype=torch.float64)
+        start_stay = initial_stay(num_phones, fixed)
         if context:
             start, bigram = context_hmm.text_bigram_with_end(sentences, num_phones)
             labelled.at_start = decode(ContextHmm(start, bigram, start_stay, labelled.emissions), cluster_seqs)
