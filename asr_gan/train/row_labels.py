@@ -1,0 +1,77 @@
+"""A GAN generator's phone for every feature row, as a `.segments` file (`utt ph ...`, one phone per row).
+
+The file is what `python -m asr_gan.train.decipher --start-labels` and `python -m asr_gan.train.alternate`
+start from: a label-free reading of the rows to refine, not a transcription. The generator must keep one
+output per row (no stride); the phone of a row is its argmax, silence included.
+
+The rows may be other segments than the run trained on (e.g. the k-means runs unpooled, `fit-transform
+--no-pool`, read by a generator trained on the pooled ones) of the same feature dimension; the generator
+standardises them with the statistics of the rows it trained on.
+
+CLI: python -m asr_gan.train.row_labels --checkpoint exp/gan/checkpoint_best.pt --features exp/feats/segments/train
+        --out exp/rows/gan.segments
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asr_gan.train.checkpoint import load_generator
+from asr_gan.train.ctc import load_feature_set, write_phone_labels
+
+
+def generator_row_labels(checkpoint: str | Path, features_dir: str | Path, progress: bool = True
+                         ) -> tuple[dict[str, list[str]], list[str]]:
+    """(utt -> one phone per row, problems): utterances without rows are reported and left out."""
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: GAN checkpoint not found")
+    generator, inventory = load_generator(checkpoint)
+    features = load_feature_set(features_dir)
+    labels: dict[str, list[str]] = {}
+    problems: list[str] = []
+    with torch.no_grad():
+        for i in tqdm(range(len(features)), desc="[row_labels]", disable=not progress, leave=False):
+            utt_id = features.utt_ids[i]
+            rows = np.array(features[i], dtype=np.float32)  # a writable copy of the stored rows
+            if len(rows) == 0:
+                problems.append(f"{features_dir}: {utt_id}: no rows; skipped")
+                continue
+            if rows.shape[1] != generator.input_dim:
+                raise ValueError(f"{features_dir}: {rows.shape[1]}-dim rows; the generator of {checkpoint} reads "
+                                 f"{generator.input_dim}")
+            logits, _ = generator(torch.from_numpy(rows)[None], torch.zeros(1, len(rows), dtype=torch.bool))
+            if logits.shape[1] != len(rows):
+                raise ValueError(f"{checkpoint}: {logits.shape[1]} outputs for the {len(rows)} rows of {utt_id}; "
+                                 "row labels need a generator with one output per row (no stride)")
+            labels[utt_id] = inventory.decode(logits[0].argmax(-1).tolist())
+    return labels, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.row_labels", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a GAN run's checkpoint (checkpoint_best.pt)")
+    parser.add_argument("--features", required=True, help="FeatureSet whose rows to label")
+    parser.add_argument("--out", required=True, help="output .segments file")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        labels, problems = generator_row_labels(args.checkpoint, args.features, not args.no_progress)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"[row_labels] error: {err}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"[row_labels] {problem}", file=sys.stderr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_phone_labels(args.out, labels)
+    print(f"[row_labels] wrote {len(labels)} utterances to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
