@@ -127,3 +127,12 @@ def test_row_labels_write_the_generators_argmax_for_every_row(tmp_path, capsys):
     assert row_labels.main(["--checkpoint", str(tmp_path / "wide.pt"), "--features", str(tmp_path / "feats"),
                             "--out", str(tmp_path / "x.segments"), "--no-progress"]) == 1
     assert "5-dim rows" in capsys.readouterr().err
+
+
+def test_alternate_with_a_bilstm_student_needs_no_gan_config(toy, starts, tmp_path):
+    report = alternate.run(config(toy, starts, tmp_path / "alt", gan_config=None, student_model="bilstm",
+                                  student_hidden=64, student_epochs=60, rounds=1, start_labels=[str(starts / "close.segments")]))
+    assert report["student_model"] == "bilstm" and len(report["rounds"]) == 1
+    assert report["rounds"][0]["student"]["per"] < 0.5  # it learnt the decipherment's reading of the toy
+    with pytest.raises(ValueError, match="needs --gan-config"):
+        alternate.run(config(toy, starts, tmp_path / "gen", gan_config=None))

@@ -5,15 +5,16 @@ Each start begins one EM run of the decipherment (`asr_gan.train.decipher`, its 
 likely of them is kept: the decipherment's log-likelihood ranks readings without a transcription, where the
 GAN's phone-LM metric does not (docs/gan_investigation.md, "Alternating a decipherment and a student").
 
-Then every round: a CTC student (the GAN's generator shape, `asr_gan.train.ctc --model generator`) learns the
-decipherment's merged phones; its greedy transcripts, aligned back to its own rows (one phone per row, as
+Then every round: a CTC student (the GAN's generator shape, `asr_gan.train.ctc --model generator`, or a BiLSTM)
+learns the decipherment's merged phones; its greedy transcripts, aligned back to its own rows (one phone per row, as
 `asr_gan.train.oracle_segments --label-rows` does with references), start the next decipherment. The student
 reads the rows' features where the decipherment reads only their k-means clusters, so each fixes some of the
 other's errors. The loop stops when a round's decipherment is not more likely than the best so far, and the
 most likely round's labels are the result (`train.segments`, `train.phn`).
 
 Every stage is a folder of its own (`start<i>/`, `round<r>/decipher`, `round<r>/student`,
-`round<r>/rows.segments`); a rerun reuses the finished ones, so an interrupted run resumes where it stopped.
+`round<r>/rows.segments`); a rerun reuses the finished ones, so an interrupted run resumes where it stopped
+(other settings need another `--out`).
 `--labels` adds each stage's PER to the report; nothing is fitted or selected on it.
 
 CLI: python -m asr_gan.train.alternate --features exp/feats/segments_nopool/train --text exp/text/train_text.phn
@@ -42,7 +43,7 @@ class AlternateConfig:
     features: str
     text: str
     phones: str
-    gan_config: str  # the student's generator settings (a GAN run's config.yaml)
+    gan_config: str | None  # the student's generator settings (a GAN run's config.yaml); bilstm needs none
     start_labels: list[str]
     out: str
     clusters: int = 100
@@ -50,6 +51,8 @@ class AlternateConfig:
     stay: str = "text"
     iterations: int = 100
     rounds: int = 4
+    student_model: str = "generator"  # or "bilstm": reads the whole utterance where the generator sees 3 rows
+    student_hidden: int = 128  # bilstm: hidden size per direction (one layer)
     student_epochs: int = 15
     upsample: int = 2
     batch_frames: int = 1500
@@ -77,7 +80,10 @@ def _student_rows(config: AlternateConfig, reading: Path, out: Path, inventory: 
     if rows.is_file() and summary_path.is_file():
         return rows, json.loads(summary_path.read_text(encoding="utf-8"))
     ctc = CTCTrainConfig(features=config.features, labels=str(reading / "train.phn"), phones=config.phones,
-                         out=str(student), model="generator", gan_config=config.gan_config,
+                         out=str(student), model=config.student_model,
+                         gan_config=config.gan_config if config.student_model == "generator" else None,
+                         encoder_kwargs={} if config.student_model == "generator" else
+                         {"hidden_dim": config.student_hidden, "num_layers": 1},
                          epochs=config.student_epochs, batch_frames=config.batch_frames, upsample=config.upsample,
                          seed=config.seed)
     data = load_labelled(config.features, ctc.labels, inventory)
@@ -117,6 +123,10 @@ def run(config: AlternateConfig) -> dict:
             raise FileNotFoundError(f"{path}: start labels not found")
     if config.rounds < 0:
         raise ValueError(f"rounds {config.rounds}: expected 0 or more")
+    if config.student_model not in ("generator", "bilstm"):
+        raise ValueError(f"student model {config.student_model!r}: expected generator or bilstm")
+    if config.student_model == "generator" and not config.gan_config:
+        raise ValueError("a generator student needs --gan-config (a GAN run's config.yaml with its generator)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     inventory = PhoneInventory.load(config.phones)
@@ -142,8 +152,8 @@ def run(config: AlternateConfig) -> dict:
     for name in ("train.segments", "train.phn"):
         shutil.copyfile(out / best["folder"] / name, out / name)
     report = {"features": config.features, "clusters": config.clusters, "context": config.context,
-              "stay": config.stay, "starts": starts, "selected_start": selected, "rounds": rounds,
-              "kept": best["folder"]}
+              "stay": config.stay, "student_model": config.student_model, "starts": starts, "selected_start": selected,
+              "rounds": rounds, "kept": best["folder"]}
     if config.labels:
         final = per_on_common(read_phone_labels(config.labels), read_phone_labels(out / "train.phn"),
                               inventory.silence)
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", required=True, help="FeatureSet of the rows (e.g. unpooled k-means runs)")
     parser.add_argument("--text", required=True, help="phonemised unpaired text (train_text.phn)")
     parser.add_argument("--phones", required=True, help="phones.txt")
-    parser.add_argument("--gan-config", required=True, help="a GAN config.yaml: the student's generator settings")
+    parser.add_argument("--gan-config", help="a GAN config.yaml: the generator student's settings")
     parser.add_argument("--start-labels", nargs="+", required=True,
                         help="one or more .segments files (one phone per row); the most likely start is kept")
     parser.add_argument("--out", required=True, help="output folder")
@@ -185,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stay", default="text", help="the decipherment's self-loop (learn, text or a number)")
     parser.add_argument("--iterations", type=int, default=100, help="EM iterations per decipherment")
     parser.add_argument("--rounds", type=int, default=4, help="most student + decipherment rounds")
+    parser.add_argument("--student-model", choices=["generator", "bilstm"], default="generator",
+                        help="the CTC student: the GAN's generator shape, or a one-layer BiLSTM")
+    parser.add_argument("--student-hidden", type=int, default=128, help="bilstm student: hidden size")
     parser.add_argument("--student-epochs", type=int, default=15)
     parser.add_argument("--upsample", type=int, default=2, help="the student's outputs per row (CTC)")
     parser.add_argument("--batch-frames", type=int, default=1500)
@@ -194,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = AlternateConfig(args.features, args.text, args.phones, args.gan_config, args.start_labels, args.out,
                              args.clusters, args.context, args.stay, args.iterations, args.rounds,
-                             args.student_epochs, args.upsample, args.batch_frames, args.seed, args.labels,
-                             not args.no_progress)
+                             args.student_model, args.student_hidden, args.student_epochs, args.upsample,
+                             args.batch_frames, args.seed, args.labels, not args.no_progress)
     try:
         report = run(config)
     except (FileNotFoundError, ValueError) as err:
