@@ -109,8 +109,9 @@ def _student_rows(config: AlternateConfig, reading: Path, out: Path, inventory: 
 
 def _stage(report: dict) -> dict:
     stage = {"log_likelihood": report["log_likelihoods"][0]}
-    if "per" in report:
-        stage["per"] = report["per"]
+    for key in ("per_at_start", "per"):  # the start labels' reading and the decipherment's, with --labels
+        if key in report:
+            stage[key] = report[key]
     return stage
 
 
@@ -168,13 +169,15 @@ def _percent(stage: dict, key: str = "per") -> str:
 
 
 def _markdown(report: dict) -> str:
-    lines = ["| stage | start labels | log-likelihood | PER | student PER |", "|---|---|---:|---:|---:|"]
+    lines = ["| stage | start labels | student PER | PER of the start | log-likelihood after EM | PER after EM |",
+             "|---|---|---:|---:|---:|---:|"]
     for i, start in enumerate(report["starts"]):
         mark = " (selected)" if i == report["selected_start"] else ""
-        lines.append(f"| start {i}{mark} | {start['labels']} | {start['log_likelihood']} | {_percent(start)} | |")
+        lines.append(f"| start {i}{mark} | {start['labels']} | | {_percent(start, 'per_at_start')} | "
+                     f"{start['log_likelihood']} | {_percent(start)} |")
     for stage in report["rounds"]:
-        lines.append(f"| round {stage['round']} | student of the previous stage | {stage['log_likelihood']} | "
-                     f"{_percent(stage)} | {_percent(stage['student'])} |")
+        lines.append(f"| round {stage['round']} | the student's, aligned | {_percent(stage['student'])} | "
+                     f"{_percent(stage, 'per_at_start')} | {stage['log_likelihood']} | {_percent(stage)} |")
     lines += ["", f"Kept: `{report['kept']}` (the most likely decipherment)."]
     if report.get("per") is not None:
         lines.append(f"PER of the kept labels: {100 * report['per']:.1f}% (references read for scoring only).")
