@@ -84,6 +84,18 @@ def test_alternate_keeps_the_most_likely_start_and_round_and_reads_the_toy(toy, 
     assert checkpoint.stat().st_mtime_ns == mtime
 
 
+def test_alternate_reports_and_skips_a_start_that_does_not_fit_the_rows(toy, starts, tmp_path, capsys):
+    short = tmp_path / "short.segments"
+    write_phone_labels(short, {u: row[:-1] for u, row in read_phone_labels(starts / "close.segments").items()})
+    report = alternate.run(config(toy, starts, tmp_path / "alt", rounds=0,
+                                  start_labels=[str(short), str(starts / "close.segments")]))
+    assert "labels for" in report["starts"][0]["error"] and report["selected_start"] == 1
+    assert "start 0 skipped" in capsys.readouterr().err
+    assert "skipped" in (tmp_path / "alt" / "report.md").read_text()
+    with pytest.raises(ValueError, match="no start labels fit"):
+        alternate.run(config(toy, starts, tmp_path / "none", start_labels=[str(short)]))
+
+
 def test_alternate_cli_names_a_missing_start(toy, starts, tmp_path, capsys):
     code = alternate.main(["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones",
                            str(toy["phones"]), "--gan-config", str(starts / "gan.yaml"), "--start-labels",

@@ -98,9 +98,10 @@ def _student_rows(config: AlternateConfig, reading: Path, out: Path, inventory: 
     kept = {u: aligned.get(u, own[u]) for u in own}
     write_phone_labels(rows, kept)
     summary = {"utterances": len(data), "aligned": written, "kept_from_decipherment": len(own) - len(aligned)}
-    if config.labels:
-        summary["per"] = round(per_on_common(read_phone_labels(config.labels), read_phone_labels(hyp),
-                                             inventory.silence)[0], 5)
+    scored = per_on_common(read_phone_labels(config.labels), read_phone_labels(hyp), inventory.silence) \
+        if config.labels else None
+    if scored is not None:
+        summary["per"] = round(scored[0], 5)
     for problem in problems:
         print(f"[alternate] {problem}", file=sys.stderr)
     summary_path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
@@ -133,10 +134,18 @@ def run(config: AlternateConfig) -> dict:
     inventory = PhoneInventory.load(config.phones)
     starts = []
     for i, path in enumerate(config.start_labels):
-        stage = _stage(_decipher(config, path, out / f"start{i}"))
+        try:
+            stage = _stage(_decipher(config, path, out / f"start{i}"))
+        except ValueError as err:  # labels that do not fit the rows: report, and go on with the other starts
+            print(f"[alternate] start {i} skipped: {err}", file=sys.stderr)
+            starts.append({"labels": str(path), "folder": f"start{i}", "error": str(err)})
+            continue
         starts.append({"labels": str(path), "folder": f"start{i}", **stage})
         print(f"[alternate] start {i} ({path}): log-likelihood {stage['log_likelihood']}", flush=True)
-    selected = max(range(len(starts)), key=lambda i: starts[i]["log_likelihood"])
+    usable = [i for i, start in enumerate(starts) if "error" not in start]
+    if not usable:
+        raise ValueError("alternate: no start labels fit the rows of " + config.features)
+    selected = max(usable, key=lambda i: starts[i]["log_likelihood"])
     best = {"round": 0, "folder": f"start{selected}", "log_likelihood": starts[selected]["log_likelihood"]}
     rounds = []
     reading = out / best["folder"]
@@ -172,6 +181,9 @@ def _markdown(report: dict) -> str:
     lines = ["| stage | start labels | student PER | PER of the start | log-likelihood after EM | PER after EM |",
              "|---|---|---:|---:|---:|---:|"]
     for i, start in enumerate(report["starts"]):
+        if "error" in start:
+            lines.append(f"| start {i} (skipped: {start['error']}) | {start['labels']} | | | | |")
+            continue
         mark = " (selected)" if i == report["selected_start"] else ""
         lines.append(f"| start {i}{mark} | {start['labels']} | | {_percent(start, 'per_at_start')} | "
                      f"{start['log_likelihood']} | {_percent(start)} |")
