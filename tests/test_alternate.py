@@ -143,7 +143,8 @@ def test_row_labels_write_the_generators_argmax_for_every_row(tmp_path, capsys):
 
 def test_alternate_with_a_bilstm_student_needs_no_gan_config(toy, starts, tmp_path):
     report = alternate.run(config(toy, starts, tmp_path / "alt", gan_config=None, student_model="bilstm",
-                                  student_hidden=64, student_epochs=60, rounds=1, start_labels=[str(starts / "close.segments")]))
+                                  student_hidden=64, student_epochs=60, rounds=1,
+                                  start_labels=[str(starts / "close.segments")]))
     assert report["student_model"] == "bilstm" and len(report["rounds"]) == 1
     assert report["rounds"][0]["student"]["per"] < 0.5  # it learnt the decipherment's reading of the toy
     with pytest.raises(ValueError, match="needs --gan-config"):
