@@ -127,7 +127,7 @@ def run(config: AlternateConfig) -> dict:
         raise ValueError(f"rounds {config.rounds}: expected 0 or more")
     if config.student_model not in ("generator", "bilstm"):
         raise ValueError(f"student model {config.student_model!r}: expected generator or bilstm")
-    if config.student_model == "generator" and not config.gan_config:
+    if config.rounds and config.student_model == "generator" and not config.gan_config:
         raise ValueError("a generator student needs --gan-config (a GAN run's config.yaml with its generator)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
