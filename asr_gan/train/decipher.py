@@ -19,7 +19,9 @@ Is the truth the model's best fit? `--start-labels` (one phone per row, e.g. the
 `asr_gan.train.oracle_segments`) replaces the restarts with one EM run that starts at the emissions those labels
 count, and reports how pure the clusters are. If that run ends more likely than the frequency starts' best, the
 decipherment failed to find the truth (a search problem); if it ends less likely, or wanders off the labels, the
-truth is not what this model of the units prefers, and no search will find it. Diagnosis only: it reads labels.
+truth is not what this model of the units prefers, and no search will find it. With the truth that is a diagnosis
+(it reads labels). With a label-free reading (a GAN's, `asr_gan.train.row_labels`) it is a start like any other:
+`asr_gan.train.alternate` begins there.
 
 CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
         --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn] \
@@ -540,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", help="reference phones, `utt ph ...`: PER of the result, never used to fit")
     parser.add_argument("--speakers", help="utt2spk file: decipher each speaker's utterances on their own")
     parser.add_argument("--start-labels", help="one phone per row (`utt ph ...`): start one EM run at the "
-                        "emissions they count, to see whether the truth is the model's best fit (reads labels)")
+                        "emissions they count: the truth, to see whether it is the model's best fit (reads labels), "
+                        "or a label-free reading such as a GAN's")
     parser.add_argument("--context", choices=["none", "next"], default="none",
                         help="next: a segment's clusters depend on the phone after its own too (coarticulation)")
     parser.add_argument("--backoff", type=float, default=5.0,
