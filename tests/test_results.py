@@ -329,3 +329,24 @@ def test_alignment_pictures_show_spectrogram_and_both_phone_rows(tmp_path):
     md = (exp / "RESULTS.md").read_text()
     assert "## Alignments (test utterances)" in md and "](pictures/alignment_u1.png)" in md
     assert "_No scoring result yet" in md
+
+
+def test_sweep_curves_draw_every_run_that_logged_the_metric_and_refuse_when_none_did(tmp_path):
+    from asr_gan.results.plots import plot_sweep_curves
+
+    for name, per in (("a", 0.5), ("b", 0.3)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": step, "weighted_lm_ppl": 10.0 / step, "valid_per": per / step}) + "\n"
+            for step in (1, 2, 3)))
+    runs = {"a": tmp_path / "a" / "metrics.jsonl", "b": tmp_path / "b" / "metrics.jsonl",
+            "failed": tmp_path / "failed" / "metrics.jsonl"}
+    png = plot_sweep_curves(runs, tmp_path / "pictures" / "sweep.png", selected="b")
+    image = matplotlib.image.imread(png)[..., :3]
+    for color in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):  # the first two runs' lines (matplotlib's C0, C1)
+        close = np.abs(image - np.array(color) / 255).max(-1) < 0.05
+        assert close.sum() > 100, f"no line of color {color}"
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 2.0}) + "\n")
+    with pytest.raises(ValueError, match="no run logged weighted_lm_ppl"):
+        plot_sweep_curves({"c": tmp_path / "c" / "metrics.jsonl"}, tmp_path / "none.png")

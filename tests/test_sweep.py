@@ -122,6 +122,8 @@ def test_sweep_cli_runs_every_run_in_parallel_and_reports_the_selected_one(tmp_p
     assert report["converged_share"] == pytest.approx(5 / 6)
     assert yaml.safe_load((out / "w=1_seed2" / "sweep_config.yaml").read_text()) == {"seed": 2, "w": 1, "steps": 3}
     assert "**w=0_seed0** (selected)" in (out / "sweep.md").read_text()
+    # every run's curves in one picture, linked from the table; the failed run has none and is left out
+    assert (out / "sweep.png").stat().st_size > 0 and "](sweep.png)" in (out / "sweep.md").read_text()
     # a rerun skips the finished runs and retries only the failed one
     capsys.readouterr()
     main(argv)

@@ -184,6 +184,63 @@ def plot_training_curves(
     return _save(fig, out_png)
 
 
+def plot_sweep_curves(runs: dict[str, str | Path], out_png: str | Path, selected: str | None = None,
+                      metric_key: str = SELECTION_METRIC) -> Path:
+    """Every run of a sweep in one picture: the label-free metric and (when logged) PER against updates, a line
+    per run, each run's label-free choice marked with a dot, and the run the metric selects across the sweep
+    drawn bold. A picture shows what the sweep's table cannot: which runs learn and then leave what they learnt.
+
+    Raises:
+        ValueError: no run has a record with a step and `metric_key` (the message names the picture).
+    """
+    curves = {}
+    for name, path in runs.items():
+        try:
+            records = read_metrics(path)
+        except FileNotFoundError:
+            continue  # a failed run: the sweep's table reports it
+        x_key = step_key(records)
+        if x_key is not None and len(series(records, metric_key, x_key)[1]):
+            curves[name] = (records, x_key)
+    if not curves:
+        raise ValueError(f"{out_png}: no run logged {metric_key} with a step")
+    per_keys = sorted({k for records, _ in curves.values() for r in records for k in r
+                       if _PER_KEY.search(k) and _number(r[k]) is not None})
+    panels = ["metric"] + (["per"] if per_keys else [])
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.0 * len(panels) + 0.6), sharex=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, (records, x_key)) in enumerate(sorted(curves.items())):
+        color = colors[i % len(colors)]
+        bold = name == selected
+        chosen = selected_step(records, metric_key)
+        for ax, panel in zip(axes[:, 0], panels):
+            key = metric_key if panel == "metric" else next((k for k in per_keys if len(series(records, k, x_key)[1])),
+                                                             None)
+            if key is None:
+                continue
+            steps, values = series(records, key, x_key)
+            if panel == "per":
+                values = 100 * values
+            ax.plot(steps, values, color=color, linewidth=2.2 if bold else 1.0,
+                    label=name + (" (selected)" if bold else ""))
+            if chosen is not None and chosen in steps:
+                ax.plot([chosen], [values[list(steps).index(chosen)]], "o", color=color, markersize=4)
+    axes[0, 0].set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes[0, 0].yaxis.set_major_formatter(plain)
+    axes[0, 0].yaxis.set_minor_formatter(plain)
+    axes[0, 0].set_ylabel(f"{metric_key}\n(label-free, lower is better)")
+    if per_keys:
+        axes[1, 0].set_ylabel("PER % (references)")
+    for ax in axes[:, 0]:
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=2, loc="best")
+    axes[-1, 0].set_xlabel(next(iter(curves.values()))[1])
+    axes[0, 0].set_title("dots: each run's label-free choice", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
 # ------------------------------------------------------------------------------------------------ alignments
 
 

@@ -410,10 +410,26 @@ def setting_table(summary: SweepSummary, grid_keys: list[str]) -> list[str]:
     return lines
 
 
+def draw_curves(summary: SweepSummary, config: SweepConfig) -> Path | None:
+    """`sweep.png`: every run's metric and PER against updates (`asr_gan.results.plots.plot_sweep_curves`);
+    None, with a note, when no run logged the metric. A picture never fails the sweep."""
+    from asr_gan.results.plots import plot_sweep_curves
+
+    runs = {r.name: Path(r.run_dir) / "metrics.jsonl" for r in summary.runs if r.run_dir}
+    try:
+        return plot_sweep_curves(runs, Path(config.out) / "sweep.png", summary.selected, config.metric_key)
+    except (ValueError, OSError) as err:
+        print(f"[sweep] no curves picture: {err}", file=sys.stderr)
+        return None
+
+
 def write_report(summary: SweepSummary, config: SweepConfig) -> tuple[Path, Path]:
     out = Path(config.out)
     md, js = out / "sweep.md", out / "sweep.json"
-    md.write_text(markdown_table(summary, config.metric_key))
+    picture = draw_curves(summary, config)
+    md.write_text(markdown_table(summary, config.metric_key)
+                  + (f"\n![every run's {config.metric_key} and PER against updates]({picture.name})\n"
+                     if picture else ""))
     selected = next((r for r in summary.runs if r.name == summary.selected), None)
     js.write_text(json.dumps({"selected": summary.selected,
                               "selected_run_dir": selected.run_dir if selected else None,
