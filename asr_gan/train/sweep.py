@@ -4,7 +4,7 @@
 seed set), runs `python -m asr_gan.train --config <run>/sweep_config.yaml --out <run>` for each as a
 subprocess (`--parallel` at a time, dealt over the GPUs when there are any, at least one per GPU; the CPU
 threads are split between them), reads each run's `metrics.jsonl` and reports a table (`sweep.md`,
-`sweep.json`).
+`sweep.json`) and a picture of every run's metric and PER against updates (`sweep.png`).
 
 Examples:
   # a grid: every combination of the values, each with every seed
