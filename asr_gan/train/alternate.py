@@ -66,6 +66,7 @@ def _decipher(config: AlternateConfig, start: str, out: Path) -> dict:
     report_path = out / "report.json"
     if report_path.is_file() and (out / "train.segments").is_file():
         return json.loads(report_path.read_text(encoding="utf-8"))
+    # Seed 0 for every stage (not the student's `seed`): the same k-means clusters, so the likelihoods compare.
     return decipher.run(config.features, config.text, config.phones, out, clusters=config.clusters, restarts=1,
                         iterations=config.iterations, seed=0, labels=config.labels, progress=config.progress,
                         start_labels=start, context=config.context, stay=config.stay)
