@@ -104,14 +104,43 @@ class DemoConfig:
 
 
 def parse_voices(names: Sequence[str]) -> list[tuple[str, str]]:
-    """`ENGINE:VOICE` names (`espeak-ng:en-us`, `flite:awb`) -> (engine, voice) pairs; ValueError names a bad one."""
+    """`ENGINE:VOICE` names (`espeak-ng:en-us`, `flite:awb`) -> (engine, voice) pairs; ValueError names a bad one,
+    also one the engine does not have (both engines would otherwise speak their default voice without a word)."""
     pairs = []
     for name in names:
         engine, _, voice = name.partition(":")
         if engine not in ("espeak-ng", "flite") or not voice:
             raise ValueError(f"--voices {name!r}: write ENGINE:VOICE with ENGINE espeak-ng or flite")
+        known = installed_voices(engine)
+        base, _, variant = voice.partition("+") if engine == "espeak-ng" else (voice, "", "")
+        if base not in known or (variant and variant not in installed_voices("espeak-ng variant")):
+            listing = "`espeak-ng --voices`, variants `espeak-ng --voices=variant`" if engine == "espeak-ng" \
+                else "`flite -lv`"
+            raise ValueError(f"--voices {name!r}: {engine} has no voice {voice!r} (see {listing})")
         pairs.append((engine, voice))
     return pairs
+
+
+@functools.cache
+def installed_voices(engine: str) -> frozenset[str]:
+    """Voice names the engine accepts: "espeak-ng" (languages, voice names and files), "espeak-ng variant" (what
+    may follow `+`), or "flite"."""
+    command = {"espeak-ng": ["espeak-ng", "--voices"], "espeak-ng variant": ["espeak-ng", "--voices=variant"],
+               "flite": ["flite", "-lv"]}[engine]
+    try:
+        listing = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise RuntimeError(f"cannot list the voices of {command[0]} ({err}); is it installed (tools/setup.sh)?") \
+            from err
+    if engine == "flite":
+        return frozenset(listing.partition(":")[2].split())
+    names = set()
+    for line in listing.splitlines()[1:]:  # columns: Pty Language Age/Gender VoiceName File [Other Languages]
+        fields = line.split()
+        if len(fields) >= 5:
+            file = fields[4].removeprefix("!v/")
+            names.update((fields[1], fields[3], file, file.rsplit("/", 1)[-1]))
+    return frozenset(names)
 
 
 def speaker_voices(seed: int, same_voices: Sequence[str] | None = None) -> dict[str, list[Voice]]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo recipe, end to end on the embedded TTS corpus (no downloads):
-#   bash recipes/run_demo.sh [--size tiny|small|default] [--train-utts N] [--stage N] [--stop-stage M] [--exp DIR]
+#   bash recipes/run_demo.sh [--size tiny|small|default] [--train-utts N] [--voices "ENGINE:VOICE ..."] [--stage N]
+#       [--stop-stage M] [--exp DIR]
 # Stages (each runs once; a rerun skips finished stages and says so):
 #   0 set-up (Debian packages, .venv, KenLM)      1 build the demo corpus (espeak-ng + flite voices)
 #   2 text side: lexicon, phonemised text, LMs    3 MFCC frames of train, dev, test
@@ -21,6 +22,11 @@ size=default
 train_utts=auto   # training utterances of the corpus (auto: the --size preset, 600 for default)
 exp=exp/demo
 seed=1
+# TTS voices of the corpus (ENGINE:VOICE ..., e.g. "espeak-ng:en-us"); empty: the demo's 12 voices, whose
+# dev and test voices training never hears. With --voices every split is spoken by the voices given, so
+# dev and test voices are heard in training: a corpus for diagnosis (docs/gan_investigation.md, "One voice
+# with many utterances").
+voices=""
 # Silence tokens of the phonemised text: "fixed" is wav2vec-U's (<SIL> at both edges, between 25% of words);
 # "audio" measures the training audio (asr_gan.features.silence_stats) and matches it. The demo's espeak-ng
 # voices start speaking at the first sample and rarely pause between words (docs/gan_investigation.md,
@@ -55,7 +61,7 @@ self_train_layers=1
 decipher_clusters=0  # > 0: warm-start every GAN run from a decipherment of this many clusters (gan_stages.sh)
 recipe_options="stage stop_stage size train_utts exp seed nj pca_dim clusters pool gan_conf seeds grid settings"
 recipe_options+=" parallel gan_updates topline_epochs self_train_rounds self_train_epochs self_train_hidden self_train_layers"
-recipe_options+=" decipher_clusters text_silences"
+recipe_options+=" decipher_clusters text_silences voices"
 parse_options "$@"
 case "$text_silences" in fixed|audio) ;; *) die "--text-silences $text_silences: expected fixed or audio" ;; esac
 if [ "$size" = tiny ]; then auto_values=(1 200 5 3); else auto_values=("1 2" 2000 150 6); fi
@@ -72,6 +78,10 @@ run_stage 0 "set-up" bash tools/setup.sh
 corpus_size=(--size "$size") corpus_desc=$size
 if [ "$train_utts" != auto ]; then
   corpus_size+=(--num-train-utts "$train_utts") corpus_desc+=", $train_utts training utterances"
+fi
+if [ -n "$voices" ]; then  # the stage's signature is unchanged without voices, so finished corpora stay done
+  read -r -a voice_list <<< "$voices"
+  corpus_size+=(--voices "${voice_list[@]}") corpus_desc+=", voices $voices"
 fi
 run_stage 1 "build the TTS demo corpus ($corpus_desc)" \
   $py -m data_prep.demo --out "$exp/data" "${corpus_size[@]}" --seed "$seed"

@@ -72,3 +72,8 @@ def test_voices_option_speaks_every_split_with_the_named_voices_and_names_a_bad_
     assert speakers == {"es-en-us"}
     assert main(["--out", str(tmp_path / "bad"), *args, "--voices", "en-us"]) == 1
     assert "--voices 'en-us'" in capsys.readouterr().err
+    # A voice the engine lacks would be spoken in its default voice without a word: it is refused up front.
+    for unknown in ("espeak-ng:no-such-voice", "espeak-ng:en-us+no-such-variant", "flite:no-such-voice"):
+        assert main(["--out", str(tmp_path / "unknown"), *args, "--voices", unknown]) == 1
+        assert f"--voices {unknown!r}" in capsys.readouterr().err
+        assert not (tmp_path / "unknown" / "train.jsonl").exists()

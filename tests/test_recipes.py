@@ -238,6 +238,21 @@ def test_demo_recipe_matches_text_silences_to_the_audio(demo_run, tmp_path):
     assert run_recipe("run_demo.sh", "--text-silences", "maybe", check=False).returncode == 2
 
 
+
+def test_demo_recipe_speaks_every_split_with_the_voices_given(tmp_path):
+    exp = tmp_path / "one_voice"
+    result = run_recipe("run_demo.sh", "--size", "tiny", "--train-utts", "6", "--stage", "1", "--stop-stage", "1",
+                        "--exp", str(exp), "--voices", "espeak-ng:en-us espeak-ng:en-gb")
+    assert "Stage 1: build the TTS demo corpus (tiny, 6 training utterances, voices espeak-ng:en-us espeak-ng:en-gb)" \
+        in stage_lines(result.stdout)[0]
+    for split in ("train", "dev", "test"):
+        rows = [json.loads(line) for line in (exp / "data" / f"{split}.jsonl").read_text().splitlines()]
+        assert rows and {row["speaker"] for row in rows} <= {"es-en-us", "es-en-gb"}, split
+    assert 'voices=espeak-ng:en-us espeak-ng:en-gb' in (exp / "settings.txt").read_text()
+    bad = run_recipe("run_demo.sh", "--size", "tiny", "--stage", "1", "--stop-stage", "1",
+                     "--exp", str(tmp_path / "bad"), "--voices", "espeak-ng:no-such-voice", check=False)
+    assert bad.returncode != 0 and "no-such-voice" in bad.stdout + bad.stderr
+
 # ---------------------------------------------------------------------------------------------------- TIMIT
 
 
