@@ -132,6 +132,18 @@ def test_row_labels_write_the_generators_argmax_for_every_row(tmp_path, capsys):
             assert written[utt] == inventory.decode(logits[0].argmax(-1).tolist())
     assert "wrote 2 utterances" in capsys.readouterr().out
 
+    # --pairs: the generator reads adjacent pairs of rows pooled (an odd last row alone), both rows take the phone.
+    assert row_labels.main(["--checkpoint", str(tmp_path / "gan.pt"), "--features", str(tmp_path / "feats"),
+                            "--out", str(tmp_path / "rows" / "pairs.segments"), "--pairs", "--no-progress"]) == 0
+    paired = read_phone_labels(tmp_path / "rows" / "pairs.segments")
+    with torch.no_grad():
+        for utt, x in rows.items():
+            pooled = np.stack([x[i:i + 2].mean(0) for i in range(0, len(x), 2)])
+            logits, _ = generator(torch.from_numpy(pooled)[None], torch.zeros(1, len(pooled), dtype=torch.bool))
+            phones = inventory.decode(logits[0].argmax(-1).tolist())
+            assert paired[utt] == [phones[i // 2] for i in range(len(x))]
+    assert paired != written  # the pairs are read, not the rows
+
     write_generator(tmp_path / "strided.pt", dim=5, stride=2)
     with pytest.raises(ValueError, match="one output per row"):
         row_labels.generator_row_labels(tmp_path / "strided.pt", tmp_path / "feats", progress=False)
