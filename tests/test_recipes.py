@@ -238,7 +238,6 @@ def test_demo_recipe_matches_text_silences_to_the_audio(demo_run, tmp_path):
     assert run_recipe("run_demo.sh", "--text-silences", "maybe", check=False).returncode == 2
 
 
-
 def test_demo_recipe_speaks_every_split_with_the_voices_given(tmp_path):
     exp = tmp_path / "one_voice"
     result = run_recipe("run_demo.sh", "--size", "tiny", "--train-utts", "6", "--stage", "1", "--stop-stage", "1",
@@ -252,6 +251,7 @@ def test_demo_recipe_speaks_every_split_with_the_voices_given(tmp_path):
     bad = run_recipe("run_demo.sh", "--size", "tiny", "--stage", "1", "--stop-stage", "1",
                      "--exp", str(tmp_path / "bad"), "--voices", "espeak-ng:no-such-voice", check=False)
     assert bad.returncode != 0 and "no-such-voice" in bad.stdout + bad.stderr
+
 
 # ---------------------------------------------------------------------------------------------------- TIMIT
 
