@@ -190,6 +190,42 @@ def test_start_labels_tell_a_search_failure_from_a_truth_the_model_does_not_pref
         assert report["per"] > report["per_at_start"] + 0.2, report
 
 
+def test_reassigned_clusters_keep_their_rows_and_give_them_to_one_drawn_phone():
+    counts = np.array([[5.0, 0.0, 1.0, 2.0], [1.0, 4.0, 0.0, 0.0], [0.0, 1.0, 3.0, 0.0]])
+    pairs = np.random.default_rng(1).random((3, 4, 4))
+    shares = np.array([0.0, 0.0, 1.0])  # every moved cluster goes to phone 2
+    same, untouched = decipher.reassign_clusters(counts, 0.0, shares, np.random.default_rng(0))
+    assert np.array_equal(same, counts) and (untouched == -1).all()
+    moved, targets = decipher.reassign_clusters(counts, 1.0, shares, np.random.default_rng(0))
+    assert (targets == 2).all() and np.array_equal(moved[2], counts.sum(0)) and not moved[:2].any()
+    moved_pairs, _ = decipher.reassign_clusters(pairs, 1.0, shares, np.random.default_rng(0))
+    assert np.allclose(moved_pairs[2], pairs.sum(0)) and not moved_pairs[:2].any()  # next-phone counts kept
+
+
+@pytest.mark.parametrize("context", ["none", "next"])
+def test_a_noisy_truth_start_is_as_far_from_the_labels_as_asked(toy, tmp_path, context):
+    """--start-noise hands clusters to wrong phones before EM: the start reads worse, the report says which share
+    of the rows kept their phone, and the labels' own purity and lookup are what they were."""
+    common = dict(features=str(toy["train"]), text=str(toy["text"]), phones=str(toy["phones"]), clusters=40,
+                  iterations=2, labels=str(toy["train_labels"]), progress=False,
+                  start_labels=str(toy["train_segments"]), context=context)
+    clean = decipher.run(**common, out=tmp_path / "clean")
+    noisy = decipher.run(**common, out=tmp_path / "noisy", start_noise=0.6)
+    assert "start_kept" not in clean and "start_noise" not in clean
+    assert noisy["start_noise"] == 0.6 and 0.2 < noisy["start_kept"] < 0.7, noisy
+    assert noisy["purity"] == clean["purity"] and noisy["per_lookup"] == clean["per_lookup"]
+    assert noisy["per_at_start"] > clean["per_at_start"] + 0.2, (noisy, clean)
+
+
+def test_decipher_refuses_start_noise_without_start_labels_or_outside_zero_to_one(toy, tmp_path, capsys):
+    args = ["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones", str(toy["phones"]),
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert decipher.main(args + ["--start-noise", "0.5"]) == 1
+    assert "give start_labels" in capsys.readouterr().err
+    assert decipher.main(args + ["--start-labels", str(toy["train_segments"]), "--start-noise", "1.5"]) == 1
+    assert "start_noise 1.5" in capsys.readouterr().err
+
+
 def test_decipher_cli_names_start_labels_that_do_not_fit_the_rows(toy, tmp_path, capsys):
     bad = tmp_path / "short.segments"
     lines = (toy["train_segments"]).read_text().splitlines()

@@ -330,24 +330,57 @@ class LabelStart:
     purity: float  # share of rows whose cluster's most frequent phone is their own
     lookup: list[np.ndarray]  # every row read as its cluster's most frequent phone
     at_start: list[np.ndarray] = field(default_factory=list)  # Viterbi paths of the HMM at its start
+    kept: float = 1.0  # share of rows whose cluster the start still gives to its most frequent phone (`noise`)
+
+
+def reassign_clusters(counts: np.ndarray, noise: float, phone_shares: np.ndarray,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A start `noise` away from the labels: every cluster, with probability `noise`, hands all its counts to one
+    phone drawn by `phone_shares` (the text's frequencies), as a wrong reading of that cluster would. `counts`:
+    (P, K), or (P, P+1, K) with the next phone. Returns the new counts and each cluster's phone after the move
+    (-1 where it was not moved)."""
+    clusters = counts.shape[-1]
+    moved = rng.random(clusters) < noise
+    targets = rng.choice(len(phone_shares), size=clusters, p=phone_shares / phone_shares.sum())
+    out = counts.copy()
+    for cluster in np.flatnonzero(moved):
+        column = out[..., cluster].sum(0)
+        out[..., cluster] = 0.0
+        out[targets[cluster], ..., cluster] = column
+    return out, np.where(moved, targets, -1)
 
 
 def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndarray], num_phones: int,
-                num_clusters: int, context: bool = False, backoff: float = 5.0) -> LabelStart:
+                num_clusters: int, context: bool = False, backoff: float = 5.0, noise: float = 0.0,
+                phone_shares: np.ndarray | None = None, rng: np.random.Generator | None = None) -> LabelStart:
     """Count P(cluster | phone), or P(cluster | phone, next phone) with `context`, from the labels of every row
-    (`row_labels[i]`: phone ids of `cluster_seqs[i]`)."""
+    (`row_labels[i]`: phone ids of `cluster_seqs[i]`). `noise` > 0 moves that share of the clusters to phones
+    drawn by `phone_shares` first (`reassign_clusters`); purity and the lookup still describe the labels."""
     counts = np.zeros((num_phones, num_clusters))
     pairs = np.zeros((num_phones, num_phones + 1, num_clusters)) if context else None
     for symbols, phones in zip(cluster_seqs, row_labels):
         np.add.at(counts, (phones, symbols), 1.0)
         if pairs is not None:
             np.add.at(pairs, (phones, context_hmm.next_phones(phones, num_phones), symbols), 1.0)
+    best = counts.argmax(0)
+    purity = float(counts.max(0).sum() / max(1.0, counts.sum()))
+    kept = 1.0
+    if noise > 0:
+        if phone_shares is None or rng is None:
+            raise ValueError("label_start: noise needs phone_shares and rng")
+        state = rng.bit_generator.state  # the same clusters move to the same phones with or without context
+        moved_counts, targets = reassign_clusters(counts, noise, phone_shares, rng)
+        if pairs is not None:
+            rng.bit_generator.state = state
+            pairs, _ = reassign_clusters(pairs, noise, phone_shares, rng)
+        changed = (targets >= 0) & (targets != best)
+        kept = float(1.0 - counts[:, changed].sum() / max(1.0, counts.sum()))
+        counts = moved_counts
     if pairs is not None:
         emissions = context_hmm.pair_emissions(torch.from_numpy(pairs), backoff)
     else:
         emissions = torch.from_numpy((counts + 1e-4) / (counts + 1e-4).sum(1, keepdims=True))
-    best = counts.argmax(0)
-    return LabelStart(emissions, float(counts.max(0).sum() / max(1.0, counts.sum())), [best[s] for s in cluster_seqs])
+    return LabelStart(emissions, purity, [best[s] for s in cluster_seqs], kept=kept)
 
 
 def refine_start(model: dict[str, np.ndarray], sequences: Sequence[np.ndarray], cluster_seqs: Sequence[np.ndarray],
@@ -377,7 +410,7 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
                     init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
-                    init_model: dict[str, np.ndarray] | None = None
+                    init_model: dict[str, np.ndarray] | None = None, start_noise: float = 0.0
                     ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any). `stay`: "learn", "text" (`stay_from_lengths`) or a probability."""
@@ -390,7 +423,9 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
         centroids = np.zeros((0, stacked.shape[1]), dtype=np.float32)
         clusters = stacked.shape[1]
         cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
-    labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff)
+    phone_shares = np.bincount(np.concatenate(list(sentences)), minlength=num_phones).astype(np.float64)
+    labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff, start_noise,
+                            phone_shares, np.random.default_rng(seed))
                 if row_labels is not None else None)
     fixed = None if stay == "learn" else stay_from_lengths(sequences, sentences) if stay == "text" else float(stay)
     start_emissions = (labelled.emissions if labelled else
@@ -417,7 +452,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
         speakers: str | None = None, start_labels: str | None = None, context: str = "none",
         backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
-        init_model: str | None = None) -> dict:
+        init_model: str | None = None, start_noise: float = 0.0) -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -430,6 +465,10 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
 
     `start_labels` (one phone per row) starts a single EM run at the emissions they count (module docstring);
     the report adds the clusters' purity and, with `labels`, the PER of the start and of a per-cluster lookup.
+    `start_noise` (0-1) starts that far from the labels instead: each cluster, with that probability, is handed
+    whole to a phone drawn by the text's frequencies (`reassign_clusters`, seeded by `seed`), and the report's
+    `start_kept` is the share of rows whose cluster still goes to its labels' most frequent phone. How close to the
+    truth must a label-free start be for EM to reach the truth's basin?
 
     `context="next"`: emissions depend on the next phone too (`asr_gan.train.context_hmm`), each pair's smoothed
     toward its phone's with `backoff` pseudo-counts. `init`, `screen` and `keep`: how the restarts start and
@@ -457,6 +496,10 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
             raise ValueError(f"{init_model}: a model with context {old_context!r} and "
                              f"{len(model_start['centroids'])} k-means clusters cannot start a run with context "
                              f"{context!r} (it needs the same context and k-means clusters)")
+    if not 0.0 <= start_noise <= 1.0:
+        raise ValueError(f"start_noise {start_noise}: expected a share in [0, 1]")
+    if start_noise and not start_labels:
+        raise ValueError("start_noise: moves clusters of a start that start_labels count; give start_labels")
     if stay not in ("learn", "text"):
         try:
             number = float(stay)
@@ -481,7 +524,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
             [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff,
-            init, screen, keep, stay, model_start)
+            init, screen, keep, stay, model_start, start_noise)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -494,6 +537,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
                           "stay_mean": round(float(result.hmm.stay.mean()), 4)})
         if labelled is not None:
             per_group[-1]["purity"] = round(labelled.purity, 4)
+            if start_noise:
+                per_group[-1]["start_kept"] = round(labelled.kept, 4)
         fit_seconds += result.seconds
     write_phone_labels(out / "train.segments", {u: inventory.decode(p.tolist()) for u, p in zip(utt_ids, paths)})
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
@@ -512,6 +557,8 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         report.update({k: v for k, v in per_group[0].items() if k not in ("speaker", "utterances")})
     if start_labels:
         report["start_labels"] = str(start_labels)
+        if start_noise:
+            report["start_noise"] = start_noise
     if init_model:
         report["init_model"] = str(init_model)
     if labels:
@@ -544,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-labels", help="one phone per row (`utt ph ...`): start one EM run at the "
                         "emissions they count: the truth, to see whether it is the model's best fit (reads labels), "
                         "or a label-free reading such as a GAN's")
+    parser.add_argument("--start-noise", type=float, default=0.0,
+                        help="with --start-labels: hand this share of the clusters, drawn at random, to phones drawn "
+                        "by the text's frequencies before EM (how close must a start be to reach the truth?)")
     parser.add_argument("--context", choices=["none", "next"], default="none",
                         help="next: a segment's clusters depend on the phone after its own too (coarticulation)")
     parser.add_argument("--backoff", type=float, default=5.0,
@@ -564,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
                      args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep,
-                     args.stay, args.init_model)
+                     args.stay, args.init_model, args.start_noise)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
