@@ -91,6 +91,32 @@ def test_decipher_labels_the_toy_audio_from_clusters_and_text_alone(toy, tmp_pat
     assert set(read_phone_labels(out / "train.phn")) == set(features.utt_ids)
 
 
+@pytest.mark.parametrize("context", ["none", "next"])
+def test_decipherment_on_cuda_reads_the_rows_as_on_the_cpu(toy, tmp_path, context):
+    """The E-steps and Viterbi run where `device` says; the CPU run here is the reference the CUDA one must match
+    (without a GPU only the CPU half runs, which still checks that the model comes back on the CPU)."""
+    common = dict(features=str(toy["train"]), text=str(toy["text"]), phones=str(toy["phones"]), clusters=11,
+                  restarts=2, iterations=10, labels=str(toy["train_labels"]), progress=False, context=context)
+    cpu = decipher.run(**common, out=tmp_path / "cpu", device="cpu")
+    assert cpu["device"] == "cpu"
+    if not torch.cuda.is_available():
+        return
+    cuda = decipher.run(**common, out=tmp_path / "cuda", device="cuda")
+    assert cuda["device"].startswith("cuda")
+    assert np.allclose(cuda["log_likelihoods"], cpu["log_likelihoods"], rtol=1e-9)
+    assert (tmp_path / "cuda" / "train.segments").read_text() == (tmp_path / "cpu" / "train.segments").read_text()
+
+
+def test_decipher_names_a_device_it_cannot_use(toy, tmp_path, capsys):
+    args = ["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones", str(toy["phones"]),
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert decipher.main(args + ["--device", "tpu9"]) == 1
+    assert "device 'tpu9'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert decipher.main(args + ["--device", "cuda"]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
 def test_decipher_reads_argmax_symbols_when_asked_for_no_clusters(toy, tmp_path):
     """Rows that already are class scores (here one-hot of a shuffled phone id, 10% of them wrong)."""
     rng = np.random.default_rng(0)

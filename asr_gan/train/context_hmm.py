@@ -40,6 +40,10 @@ class ContextHmm:
     def num_phones(self) -> int:
         return self.start.shape[0]
 
+    def to(self, device: torch.device | str) -> "ContextHmm":
+        return ContextHmm(self.start.to(device), self.bigram.to(device), self.stay.to(device),
+                          self.emissions.to(device))
+
     def start_pairs(self) -> torch.Tensor:
         """P(first state = (p, q)) (P, P+1)."""
         return self.start[:, None] * self.bigram
@@ -66,8 +70,8 @@ def text_bigram_with_end(text: Sequence[np.ndarray], num_phones: int,
             torch.from_numpy(counts / counts.sum(1, keepdims=True)))
 
 
-def _end_mask(num_phones: int, dtype: torch.dtype) -> torch.Tensor:
-    end = torch.zeros(num_phones, num_phones + 1, dtype=dtype)
+def _end_mask(num_phones: int, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    end = torch.zeros(num_phones, num_phones + 1, dtype=dtype, device=device)
     end[:, num_phones] = 1.0
     return end
 
@@ -89,12 +93,12 @@ def forward_backward(hmm: ContextHmm, obs: torch.Tensor,
     in a state (p, end)."""
     batch, width = obs.shape
     phones = hmm.num_phones
-    dtype = hmm.emissions.dtype
+    dtype, device = hmm.emissions.dtype, hmm.emissions.device
     emit = hmm.emissions.permute(2, 0, 1)[obs]  # (B, T, P, P+1)
-    end = _end_mask(phones, dtype)
+    end = _end_mask(phones, dtype, device)
     stay = hmm.stay[None, :, None]
-    alpha = torch.empty(batch, width, phones, phones + 1, dtype=dtype)
-    scale = torch.ones(batch, width, dtype=dtype)
+    alpha = torch.empty(batch, width, phones, phones + 1, dtype=dtype, device=device)
+    scale = torch.ones(batch, width, dtype=dtype, device=device)
     a = hmm.start_pairs()[None] * emit[:, 0]
     scale[:, 0] = a.sum((1, 2)).clamp_min(_FLOOR)
     alpha[:, 0] = a / scale[:, 0, None, None]
@@ -108,8 +112,8 @@ def forward_backward(hmm: ContextHmm, obs: torch.Tensor,
     final = (alpha[:, -1] * end).sum((1, 2)).clamp_min(_FLOOR)  # (B,): the ending mass of the scaled alpha
     beta = torch.empty_like(alpha)
     beta[:, -1] = end.expand(batch, -1, -1)
-    stays = torch.zeros(phones, dtype=dtype)
-    leaves = torch.zeros(phones, dtype=dtype)
+    stays = torch.zeros(phones, dtype=dtype, device=device)
+    leaves = torch.zeros(phones, dtype=dtype, device=device)
     for t in range(width - 2, -1, -1):
         real_next = mask[:, t + 1]
         carried = emit[:, t + 1] * beta[:, t + 1] / scale[:, t + 1, None, None]  # (B, P, P+1)
@@ -124,7 +128,7 @@ def forward_backward(hmm: ContextHmm, obs: torch.Tensor,
         stays += stay_part.sum((0, 2))
         leaves += (alpha[:, t] * moved * weight).sum((0, 2))
     gamma = (alpha * beta)[mask] / final[:, None, None, None].expand(-1, width, 1, 1)[mask]  # (N, P, P+1)
-    counts = torch.zeros(hmm.emissions.shape[2], phones, phones + 1, dtype=dtype)
+    counts = torch.zeros(hmm.emissions.shape[2], phones, phones + 1, dtype=dtype, device=device)
     counts.index_add_(0, obs[mask], gamma)
     log_likelihood = float(torch.log(scale).sum() + torch.log(final).sum())
     return counts.permute(1, 2, 0), torch.stack([stays, leaves]), log_likelihood
@@ -141,12 +145,12 @@ def viterbi(hmm: ContextHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     log_emit = _log(hmm.emissions).permute(2, 0, 1)[obs]  # (B, T, P, P+1)
     # (p, p) -> (p, p) is the self-loop and the text's repeat of p at once
     self_loop = hmm.stay[:, None].expand(phones, phones + 1).clone()
-    repeat = torch.arange(phones)
+    repeat = torch.arange(phones, device=obs.device)
     self_loop[repeat, repeat] += (1 - hmm.stay) * hmm.bigram[repeat, repeat]
     log_stay, log_leave, log_bigram = _log(self_loop)[None], _log(1 - hmm.stay), _log(hmm.bigram)
     score = _log(hmm.start_pairs())[None] + log_emit[:, 0]
     # back[t](q, r): the p of the state (p, q) the path came from, or -1 when it stayed in (q, r)
-    back = torch.full((batch, width, phones, phones + 1), -1, dtype=torch.long)
+    back = torch.full((batch, width, phones, phones + 1), -1, dtype=torch.long, device=obs.device)
     for t in range(1, width):
         stayed = score + log_stay
         leaving = score[:, :, :phones] + log_leave[None, :, None]  # (B, p, q)
@@ -161,8 +165,8 @@ def viterbi(hmm: ContextHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     ending = score[:, :, phones]  # (B, P): states (p, end)
     p = ending.argmax(1)
     q = torch.full_like(p, phones)
-    path = torch.zeros(batch, width, dtype=torch.long)
-    rows = torch.arange(batch)
+    path = torch.zeros(batch, width, dtype=torch.long, device=obs.device)
+    rows = torch.arange(batch, device=obs.device)
     for t in range(width - 1, -1, -1):
         path[:, t] = p
         came_from = back[rows, t, p, q]

@@ -27,6 +27,7 @@ CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text ex
         --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn] \
         [--speakers utt2spk]   (Kaldi `utt speaker` lines: decipher each speaker on their own)
         [--start-labels exp/demo/oracle/train.segments] [--context next]
+        [--device auto]   (EM on CUDA when there is one: the E-steps over a large corpus are the slow part)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from asr_gan.features.segmentation import assign_clusters, fit_kmeans
 from asr_gan.train import context_hmm
 from asr_gan.train.context_hmm import ContextHmm
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import per_on_common, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc import per_on_common, pick_device, read_phone_labels, write_phone_labels
 from asr_gan.train.data import read_phone_text
 
 _FLOOR = 1e-300
@@ -62,6 +63,10 @@ class PhoneHmm:
     bigram: torch.Tensor
     stay: torch.Tensor
     emissions: torch.Tensor
+
+    def to(self, device: torch.device | str) -> PhoneHmm:
+        return PhoneHmm(self.start.to(device), self.bigram.to(device), self.stay.to(device),
+                        self.emissions.to(device))
 
     def transitions(self) -> torch.Tensor:
         eye = torch.eye(len(self.stay), dtype=self.bigram.dtype, device=self.bigram.device)
@@ -122,8 +127,9 @@ def expected_counts(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> tup
     phones, clusters = hmm.emissions.shape
     trans = hmm.transitions()
     emit = hmm.emissions.T[obs]  # (B, T, P)
-    alpha = torch.empty(batch, width, phones, dtype=trans.dtype)
-    scale = torch.ones(batch, width, dtype=trans.dtype)
+    dtype, device = trans.dtype, trans.device
+    alpha = torch.empty(batch, width, phones, dtype=dtype, device=device)
+    scale = torch.ones(batch, width, dtype=dtype, device=device)
     a = hmm.start * emit[:, 0]
     scale[:, 0] = a.sum(1).clamp_min(_FLOOR)
     alpha[:, 0] = a / scale[:, 0:1]
@@ -133,9 +139,9 @@ def expected_counts(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> tup
         total = a.sum(1).clamp_min(_FLOOR)
         alpha[:, t] = torch.where(real[:, None], a / total[:, None], alpha[:, t - 1])
         scale[:, t] = torch.where(real, total, torch.ones_like(total))
-    beta = torch.ones(batch, width, phones, dtype=trans.dtype)
-    stays = torch.zeros(phones, dtype=trans.dtype)
-    leaves = torch.zeros(phones, dtype=trans.dtype)
+    beta = torch.ones(batch, width, phones, dtype=dtype, device=device)
+    stays = torch.zeros(phones, dtype=dtype, device=device)
+    leaves = torch.zeros(phones, dtype=dtype, device=device)
     for t in range(width - 2, -1, -1):
         real_next = mask[:, t + 1]
         carried = emit[:, t + 1] * beta[:, t + 1] / scale[:, t + 1:t + 2]
@@ -146,7 +152,7 @@ def expected_counts(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> tup
         stays += stay.sum(0)
         leaves += (occupancy - stay).sum(0)
     gamma = (alpha * beta)[mask]  # (N, P)
-    counts = torch.zeros(clusters, phones, dtype=trans.dtype).index_add_(0, obs[mask], gamma).T
+    counts = torch.zeros(clusters, phones, dtype=dtype, device=device).index_add_(0, obs[mask], gamma).T
     return counts, torch.stack([stays, leaves]), float(torch.log(scale).sum())
 
 
@@ -157,16 +163,16 @@ def viterbi(hmm: PhoneHmm, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     log_trans = hmm.transitions().clamp_min(_FLOOR).log()
     log_emit = hmm.emissions.clamp_min(_FLOOR).log().T[obs]
     score = hmm.start.clamp_min(_FLOOR).log() + log_emit[:, 0]
-    back = torch.zeros(batch, width, phones, dtype=torch.long)
-    keep = torch.arange(phones).expand(batch, phones)
+    back = torch.zeros(batch, width, phones, dtype=torch.long, device=obs.device)
+    keep = torch.arange(phones, device=obs.device).expand(batch, phones)
     for t in range(1, width):
         best, arg = (score[:, :, None] + log_trans).max(1)
         real = mask[:, t]
         score = torch.where(real[:, None], best + log_emit[:, t], score)
         back[:, t] = torch.where(real[:, None], arg, keep)
-    path = torch.zeros(batch, width, dtype=torch.long)
+    path = torch.zeros(batch, width, dtype=torch.long, device=obs.device)
     current = score.argmax(1)
-    rows = torch.arange(batch)
+    rows = torch.arange(batch, device=obs.device)
     for t in range(width - 1, -1, -1):
         path[:, t] = current
         current = back[rows, t, current]
@@ -191,21 +197,24 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
         progress: bool = True, start_emissions: torch.Tensor | None = None, context: bool = False,
         backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1,
-        stay: float | None = None) -> DecipherResult:
+        stay: float | None = None, device: str | torch.device = "cpu") -> DecipherResult:
     """EM from `restarts` starts; keeps the one with the highest likelihood.
 
     `init`: "frequency" starts (a phone emits the clusters of its frequency rank) or "lookup" starts (a random
     hard reading, `lookup_init`). `screen` > 0 runs every restart for that many iterations first and only the
     `keep` most likely on to `iterations`. `start_emissions` ((P, K), or (P, P+1, K) with `context`): one run
     from these instead. `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff`
-    pseudo-counts. `stay`: every phone's self-loop probability, fixed (None: learnt by EM from 0.5)."""
+    pseudo-counts. `stay`: every phone's self-loop probability, fixed (None: learnt by EM from 0.5). `device`: where
+    the E-steps run (the chunks and the model move there; the result comes back on the CPU)."""
     if init not in ("frequency", "lookup"):
         raise ValueError(f"init {init!r}: expected frequency or lookup")
     began = time.time()
     start, bigram = context_hmm.text_bigram_with_end(text, num_phones) if context else text_bigram(text, num_phones)
     phone_counts = np.bincount(np.concatenate(list(text)), minlength=num_phones).astype(np.float64)
     cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
-    chunks = [_pad([cluster_seqs[i] for i in rows]) for rows in _chunks(cluster_seqs, chunk)]
+    device = torch.device(device)
+    chunks = [tuple(t.to(device) for t in _pad([cluster_seqs[i] for i in rows]))
+              for rows in _chunks(cluster_seqs, chunk)]
     rng = np.random.default_rng(seed)
     if start_emissions is not None:
         restarts = 1
@@ -217,8 +226,8 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
         """`steps` EM iterations: (the model, the log-likelihood before the first, and before the last update)."""
         log_likelihood = first_log_likelihood = -math.inf
         for step in range(steps):
-            counts = torch.zeros(hmm.emissions.shape, dtype=torch.float64)
-            moves = torch.zeros(2, num_phones, dtype=torch.float64)
+            counts = torch.zeros(hmm.emissions.shape, dtype=torch.float64, device=device)
+            moves = torch.zeros(2, num_phones, dtype=torch.float64, device=device)
             log_likelihood = 0.0
             for obs, mask in chunks:
                 c, m, ll = (context_hmm.forward_backward(hmm, obs, mask) if isinstance(hmm, ContextHmm)
@@ -234,7 +243,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
                 hmm.emissions = (counts + 1e-4) / (counts + 1e-4).sum(1, keepdim=True)
                 hmm.stay = context_hmm.self_loops(moves)
             if stay is not None:
-                hmm.stay = initial_stay(num_phones, stay)
+                hmm.stay = initial_stay(num_phones, stay).to(device)
             bar.update(1)
             bar.set_postfix(restart=restart, loglik=f"{log_likelihood:.1f}")
         return hmm, first_log_likelihood, log_likelihood
@@ -258,7 +267,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             hmm = ContextHmm(start, bigram, initial_stay(num_phones, stay), emissions)
         else:
             hmm = PhoneHmm(start, bigram, initial_stay(num_phones, stay), emissions)
-        hmm, first_ll, ll = run_em(hmm, first, restart)
+        hmm, first_ll, ll = run_em(hmm.to(device), first, restart)
         runs[restart] = hmm
         start_likelihoods.append(first_ll)
         likelihoods.append(ll)
@@ -269,15 +278,17 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             runs[restart], _, likelihoods[restart] = run_em(runs[restart], iterations - first, restart)
     bar.close()
     selected = max(runs, key=lambda r: (likelihoods[r], -r))  # the first of the most likely
-    return DecipherResult(runs[selected], likelihoods, start_likelihoods, selected, time.time() - began)
+    return DecipherResult(runs[selected].to("cpu"), likelihoods, start_likelihoods, selected, time.time() - began)
 
 
 def decode(hmm: PhoneHmm | ContextHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
-    """Viterbi phone id of every segment, in the input's order."""
+    """Viterbi phone id of every segment, in the input's order, computed where the model's tensors are."""
     out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cluster_seqs)
+    device = hmm.emissions.device
     for rows in _chunks(cluster_seqs, chunk):
-        obs, mask = _pad([cluster_seqs[i] for i in rows])
+        obs, mask = (t.to(device) for t in _pad([cluster_seqs[i] for i in rows]))
         path = context_hmm.viterbi(hmm, obs, mask) if isinstance(hmm, ContextHmm) else viterbi(hmm, obs, mask)
+        path = path.cpu()
         for j, i in enumerate(rows):
             out[i] = path[j, :len(cluster_seqs[i])].numpy()
     return out
@@ -410,8 +421,8 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                     clusters: int, restarts: int, iterations: int, seed: int, progress: bool,
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
                     init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
-                    init_model: dict[str, np.ndarray] | None = None, start_noise: float = 0.0
-                    ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
+                    init_model: dict[str, np.ndarray] | None = None, start_noise: float = 0.0,
+                    device: torch.device = torch.device("cpu")) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any). `stay`: "learn", "text" (`stay_from_lengths`) or a probability."""
     stacked = np.concatenate(sequences)
@@ -432,7 +443,7 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                        refine_start(init_model, sequences, cluster_seqs, clusters) if init_model is not None else None)
     result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
                  start_emissions=start_emissions, context=context, backoff=backoff,
-                 init=init, screen=screen, keep=keep, stay=fixed)
+                 init=init, screen=screen, keep=keep, stay=fixed, device=device)
     if labelled is not None:
         start_stay = initial_stay(num_phones, fixed)
         if context:
@@ -445,14 +456,14 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
     model = {"centroids": centroids, "mean": mean, "std": std, "start": result.hmm.start.numpy(),
              "bigram": result.hmm.bigram.numpy(), "stay": result.hmm.stay.numpy(),
              "emissions": result.hmm.emissions.numpy(), "context": np.array("next" if context else "none")}
-    return decode(result.hmm, cluster_seqs), result, model, clusters, labelled
+    return decode(result.hmm.to(device), cluster_seqs), result, model, clusters, labelled
 
 
 def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 64, restarts: int = 8,
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
         speakers: str | None = None, start_labels: str | None = None, context: str = "none",
         backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
-        init_model: str | None = None, start_noise: float = 0.0) -> dict:
+        init_model: str | None = None, start_noise: float = 0.0, device: str = "auto") -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -478,6 +489,9 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     `init_model` (a `model.npz` of an earlier run on the same rows, e.g. with fewer clusters) replaces the restarts
     with one EM run from the start it gives these clusters (`refine_start`): a search at few clusters, where
     random starts find the truth's basin more easily, carried to more clusters, where the units are purer.
+
+    `device`: "auto" (CUDA when there is one), "cpu" or a torch device name: where EM and Viterbi run. k-means
+    and everything written stay as on the CPU; the report names the device.
     """
     if context not in ("none", "next"):
         raise ValueError(f"context {context!r}: expected none or next")
@@ -507,6 +521,12 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
             number = -1.0
         if not 0.0 <= number < 1.0:
             raise ValueError(f"stay {stay!r}: expected learn, text or a probability in [0, 1)")
+    try:
+        torch_device = pick_device(device)
+    except RuntimeError as err:  # torch's own words for a name it does not know
+        raise ValueError(f"device {device!r}: {err}") from err
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here (use cpu or auto)")
     from asr_gan.train.gan import load_feature_sequences, read_segment_labels
 
     out = Path(out)
@@ -524,7 +544,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
             [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff,
-            init, screen, keep, stay, model_start, start_noise)
+            init, screen, keep, stay, model_start, start_noise, torch_device)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -547,7 +567,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
               "clusters": symbols_count, "context": context,
               "restarts": 1 if start_labels or init_model else restarts,
               "init": "labels" if start_labels else "model" if init_model else init, "screen": screen, "keep": keep,
-              "iterations": iterations, "seed": seed, "stay": stay,
+              "iterations": iterations, "seed": seed, "stay": stay, "device": str(torch_device),
               "seconds": round(fit_seconds, 1),
               "segments_per_phone": round(float(sum(len(s) for s in sequences))
                                           / max(1, sum(len(h) for h in hyps.values())), 3)}
@@ -608,13 +628,14 @@ def main(argv: list[str] | None = None) -> int:
                         "give the audio's rows per utterance) or a number")
     parser.add_argument("--init-model", help="model.npz of an earlier run on these rows (e.g. fewer clusters): one EM "
                         "run from the start it gives these clusters instead of the restarts")
+    parser.add_argument("--device", default="auto", help="where EM runs: auto (CUDA when there is one), cpu, cuda")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
                      args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep,
-                     args.stay, args.init_model, args.start_noise)
+                     args.stay, args.init_model, args.start_noise, args.device)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
