@@ -422,7 +422,8 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
                     init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
                     init_model: dict[str, np.ndarray] | None = None, start_noise: float = 0.0,
-                    device: torch.device = torch.device("cpu")) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
+                    device: torch.device = torch.device("cpu")
+                    ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any). `stay`: "learn", "text" (`stay_from_lengths`) or a probability."""
     stacked = np.concatenate(sequences)
