@@ -91,20 +91,21 @@ def test_decipher_labels_the_toy_audio_from_clusters_and_text_alone(toy, tmp_pat
     assert set(read_phone_labels(out / "train.phn")) == set(features.utt_ids)
 
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
 @pytest.mark.parametrize("context", ["none", "next"])
-def test_decipherment_on_cuda_reads_the_rows_as_on_the_cpu(toy, tmp_path, context):
-    """The E-steps and Viterbi run where `device` says; the CPU run here is the reference the CUDA one must match
-    (without a GPU only the CPU half runs, which still checks that the model comes back on the CPU)."""
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_decipherment_reads_the_rows_alike_on_every_device(toy, tmp_path, context, device):
+    """The E-steps and Viterbi run where `device` says, and the result comes back on the CPU; a CUDA run must
+    match the CPU run to rounding."""
     common = dict(features=str(toy["train"]), text=str(toy["text"]), phones=str(toy["phones"]), clusters=11,
                   restarts=2, iterations=10, labels=str(toy["train_labels"]), progress=False, context=context)
     cpu = decipher.run(**common, out=tmp_path / "cpu", device="cpu")
-    assert cpu["device"] == "cpu"
-    if not torch.cuda.is_available():
-        return
-    cuda = decipher.run(**common, out=tmp_path / "cuda", device="cuda")
-    assert cuda["device"].startswith("cuda")
-    assert np.allclose(cuda["log_likelihoods"], cpu["log_likelihoods"], rtol=1e-9)
-    assert (tmp_path / "cuda" / "train.segments").read_text() == (tmp_path / "cpu" / "train.segments").read_text()
+    here = decipher.run(**common, out=tmp_path / device, device=device)
+    assert cpu["device"] == "cpu" and here["device"].startswith(device)
+    assert np.allclose(here["log_likelihoods"], cpu["log_likelihoods"], rtol=1e-9)
+    assert (tmp_path / device / "train.segments").read_text() == (tmp_path / "cpu" / "train.segments").read_text()
 
 
 def test_decipher_names_a_device_it_cannot_use(toy, tmp_path, capsys):
