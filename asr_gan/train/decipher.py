@@ -352,13 +352,18 @@ def reassign_clusters(counts: np.ndarray, noise: float, phone_shares: np.ndarray
     (-1 where it was not moved)."""
     clusters = counts.shape[-1]
     moved = rng.random(clusters) < noise
-    targets = rng.choice(len(phone_shares), size=clusters, p=phone_shares / phone_shares.sum())
+    targets = np.where(moved, rng.choice(len(phone_shares), size=clusters, p=phone_shares / phone_shares.sum()), -1)
+    return move_clusters(counts, targets), targets
+
+
+def move_clusters(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """`counts` ((P, K) or (P, P+1, K)) with every cluster c whose `targets[c]` >= 0 handed whole to that phone."""
     out = counts.copy()
-    for cluster in np.flatnonzero(moved):
+    for cluster in np.flatnonzero(targets >= 0):
         column = out[..., cluster].sum(0)
         out[..., cluster] = 0.0
         out[targets[cluster], ..., cluster] = column
-    return out, np.where(moved, targets, -1)
+    return out
 
 
 def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndarray], num_phones: int,
@@ -379,11 +384,9 @@ def label_start(cluster_seqs: Sequence[np.ndarray], row_labels: Sequence[np.ndar
     if noise > 0:
         if phone_shares is None or rng is None:
             raise ValueError("label_start: noise needs phone_shares and rng")
-        state = rng.bit_generator.state  # the same clusters move to the same phones with or without context
         moved_counts, targets = reassign_clusters(counts, noise, phone_shares, rng)
-        if pairs is not None:
-            rng.bit_generator.state = state
-            pairs, _ = reassign_clusters(pairs, noise, phone_shares, rng)
+        if pairs is not None:  # the same clusters move to the same phones, whatever phone follows
+            pairs = move_clusters(pairs, targets)
         changed = (targets >= 0) & (targets != best)
         kept = float(1.0 - counts[:, changed].sum() / max(1.0, counts.sum()))
         counts = moved_counts
@@ -435,10 +438,11 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
         centroids = np.zeros((0, stacked.shape[1]), dtype=np.float32)
         clusters = stacked.shape[1]
         cluster_seqs = [s.argmax(1).astype(np.int64) for s in sequences]
-    phone_shares = np.bincount(np.concatenate(list(sentences)), minlength=num_phones).astype(np.float64)
-    labelled = (label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff, start_noise,
-                            phone_shares, np.random.default_rng(seed))
-                if row_labels is not None else None)
+    labelled = None
+    if row_labels is not None:
+        phone_shares = np.bincount(np.concatenate(list(sentences)), minlength=num_phones).astype(np.float64)
+        labelled = label_start(cluster_seqs, row_labels, num_phones, clusters, context, backoff, start_noise,
+                               phone_shares, np.random.default_rng(seed))
     fixed = None if stay == "learn" else stay_from_lengths(sequences, sentences) if stay == "text" else float(stay)
     start_emissions = (labelled.emissions if labelled else
                        refine_start(init_model, sequences, cluster_seqs, clusters) if init_model is not None else None)
