@@ -28,6 +28,7 @@ CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text ex
         [--speakers utt2spk]   (Kaldi `utt speaker` lines: decipher each speaker on their own)
         [--start-labels exp/demo/oracle/train.segments] [--context next]
         [--device auto]   (EM on CUDA when there is one: the E-steps over a large corpus are the slow part)
+        [--order 3]   (moves by the text's phone trigram, `asr_gan.train.trigram_hmm`: slower, far stronger)
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ import torch
 from tqdm import tqdm
 
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
-from asr_gan.train import context_hmm
+from asr_gan.train import context_hmm, trigram_hmm
 from asr_gan.train.context_hmm import ContextHmm
+from asr_gan.train.trigram_hmm import TrigramHmm
 from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.ctc import per_on_common, pick_device, read_phone_labels, write_phone_labels
 from asr_gan.train.data import read_phone_text
@@ -73,9 +75,12 @@ class PhoneHmm:
         return self.stay[:, None] * eye + (1 - self.stay)[:, None] * self.bigram
 
 
+Hmm = PhoneHmm | ContextHmm | TrigramHmm
+
+
 @dataclass
 class DecipherResult:
-    hmm: PhoneHmm | ContextHmm
+    hmm: Hmm
     log_likelihoods: list[float] = field(default_factory=list)  # every restart's last (or its screening's last)
     start_log_likelihoods: list[float] = field(default_factory=list)  # at every restart's start
     selected: int = 0
@@ -197,7 +202,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
         restarts: int = 8, iterations: int = 100, seed: int = 0, chunk: int = 256, width: float = 0.05,
         progress: bool = True, start_emissions: torch.Tensor | None = None, context: bool = False,
         backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1,
-        stay: float | None = None, device: str | torch.device = "cpu") -> DecipherResult:
+        stay: float | None = None, device: str | torch.device = "cpu", order: int = 2) -> DecipherResult:
     """EM from `restarts` starts; keeps the one with the highest likelihood.
 
     `init`: "frequency" starts (a phone emits the clusters of its frequency rank) or "lookup" starts (a random
@@ -205,11 +210,20 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     `keep` most likely on to `iterations`. `start_emissions` ((P, K), or (P, P+1, K) with `context`): one run
     from these instead. `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff`
     pseudo-counts. `stay`: every phone's self-loop probability, fixed (None: learnt by EM from 0.5). `device`: where
-    the E-steps run (the chunks and the model move there; the result comes back on the CPU)."""
+    the E-steps run (the chunks and the model move there; the result comes back on the CPU). `order`: 2, the moves
+    follow the text's phone bigram; 3, its trigram (`asr_gan.train.trigram_hmm`; not with `context`)."""
     if init not in ("frequency", "lookup"):
         raise ValueError(f"init {init!r}: expected frequency or lookup")
+    if order not in (2, 3) or (order == 3 and context):
+        raise ValueError(f"order {order}: expected 2, or 3 without the next-phone context")
     began = time.time()
-    start, bigram = context_hmm.text_bigram_with_end(text, num_phones) if context else text_bigram(text, num_phones)
+    if order == 3:
+        start, transitions = trigram_hmm.text_trigram(text, num_phones)
+        chunk = min(chunk, 64)  # the pair states make a chunk's forward pass P + 1 times larger
+    elif context:
+        start, transitions = context_hmm.text_bigram_with_end(text, num_phones)
+    else:
+        start, transitions = text_bigram(text, num_phones)
     phone_counts = np.bincount(np.concatenate(list(text)), minlength=num_phones).astype(np.float64)
     cluster_counts = np.bincount(np.concatenate(list(cluster_seqs)), minlength=num_clusters).astype(np.float64)
     device = torch.device(device)
@@ -222,7 +236,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     bar = tqdm(total=restarts * first + min(keep, restarts) * (iterations - first), desc="[decipher] EM",
                unit="it", disable=not progress, dynamic_ncols=True)
 
-    def run_em(hmm: PhoneHmm | ContextHmm, steps: int, restart: int) -> tuple[PhoneHmm | ContextHmm, float, float]:
+    def run_em(hmm: Hmm, steps: int, restart: int) -> tuple[Hmm, float, float]:
         """`steps` EM iterations: (the model, the log-likelihood before the first, and before the last update)."""
         log_likelihood = first_log_likelihood = -math.inf
         for step in range(steps):
@@ -231,6 +245,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             log_likelihood = 0.0
             for obs, mask in chunks:
                 c, m, ll = (context_hmm.forward_backward(hmm, obs, mask) if isinstance(hmm, ContextHmm)
+                            else trigram_hmm.forward_backward(hmm, obs, mask) if isinstance(hmm, TrigramHmm)
                             else expected_counts(hmm, obs, mask))
                 counts += c
                 moves += m
@@ -250,7 +265,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
 
     # Only the models that can still be selected stay in memory: the `keep` most likely while screening, else one.
     held = min(keep, restarts) if first < iterations else 1
-    runs: dict[int, PhoneHmm | ContextHmm] = {}
+    runs: dict[int, Hmm] = {}
     likelihoods: list[float] = []
     start_likelihoods: list[float] = []
     for restart in range(restarts):
@@ -260,13 +275,15 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
             emissions = lookup_init(phone_counts, num_clusters, rng)
         else:
             emissions = frequency_init(cluster_counts, phone_counts, width, rng if restart else None)
-        hmm: PhoneHmm | ContextHmm
-        if context:
+        hmm: Hmm
+        if order == 3:
+            hmm = TrigramHmm(start, transitions, initial_stay(num_phones, stay), emissions)
+        elif context:
             if emissions.dim() == 2:  # a phone's start is the same whatever phone follows
                 emissions = emissions[:, None, :].expand(-1, num_phones + 1, -1).clone()
-            hmm = ContextHmm(start, bigram, initial_stay(num_phones, stay), emissions)
+            hmm = ContextHmm(start, transitions, initial_stay(num_phones, stay), emissions)
         else:
-            hmm = PhoneHmm(start, bigram, initial_stay(num_phones, stay), emissions)
+            hmm = PhoneHmm(start, transitions, initial_stay(num_phones, stay), emissions)
         hmm, first_ll, ll = run_em(hmm.to(device), first, restart)
         runs[restart] = hmm
         start_likelihoods.append(first_ll)
@@ -281,13 +298,16 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     return DecipherResult(runs[selected].to("cpu"), likelihoods, start_likelihoods, selected, time.time() - began)
 
 
-def decode(hmm: PhoneHmm | ContextHmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
+def decode(hmm: Hmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> list[np.ndarray]:
     """Viterbi phone id of every segment, in the input's order, computed where the model's tensors are."""
     out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cluster_seqs)
     device = hmm.emissions.device
+    if isinstance(hmm, TrigramHmm):
+        chunk = min(chunk, 64)
     for rows in _chunks(cluster_seqs, chunk):
         obs, mask = (t.to(device) for t in _pad([cluster_seqs[i] for i in rows]))
-        path = context_hmm.viterbi(hmm, obs, mask) if isinstance(hmm, ContextHmm) else viterbi(hmm, obs, mask)
+        path = (context_hmm.viterbi(hmm, obs, mask) if isinstance(hmm, ContextHmm)
+                else trigram_hmm.viterbi(hmm, obs, mask) if isinstance(hmm, TrigramHmm) else viterbi(hmm, obs, mask))
         path = path.cpu()
         for j, i in enumerate(rows):
             out[i] = path[j, :len(cluster_seqs[i])].numpy()
@@ -425,7 +445,7 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                     row_labels: Sequence[np.ndarray] | None = None, context: bool = False, backoff: float = 5.0,
                     init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
                     init_model: dict[str, np.ndarray] | None = None, start_noise: float = 0.0,
-                    device: torch.device = torch.device("cpu")
+                    device: torch.device = torch.device("cpu"), order: int = 2
                     ) -> tuple[list[np.ndarray], DecipherResult, dict[str, np.ndarray], int, LabelStart | None]:
     """Standardise, cluster, fit and decode one group of utterances: (paths, result, model arrays, symbols,
     the start that `row_labels` give, if any). `stay`: "learn", "text" (`stay_from_lengths`) or a probability."""
@@ -448,19 +468,25 @@ def _decipher_group(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndar
                        refine_start(init_model, sequences, cluster_seqs, clusters) if init_model is not None else None)
     result = fit(cluster_seqs, clusters, sentences, num_phones, restarts, iterations, seed, progress=progress,
                  start_emissions=start_emissions, context=context, backoff=backoff,
-                 init=init, screen=screen, keep=keep, stay=fixed, device=device)
+                 init=init, screen=screen, keep=keep, stay=fixed, device=device, order=order)
     if labelled is not None:
         start_stay = initial_stay(num_phones, fixed)
-        if context:
+        if order == 3:
+            start, trigram = trigram_hmm.text_trigram(sentences, num_phones)
+            labelled.at_start = decode(TrigramHmm(start, trigram, start_stay, labelled.emissions), cluster_seqs)
+        elif context:
             start, bigram = context_hmm.text_bigram_with_end(sentences, num_phones)
             labelled.at_start = decode(ContextHmm(start, bigram, start_stay, labelled.emissions), cluster_seqs)
         else:
             start, bigram = text_bigram(sentences, num_phones)
             labelled.at_start = decode(PhoneHmm(start, bigram, start_stay, labelled.emissions), cluster_seqs)
-    # With context, `bigram` has the end as its last column and `emissions` is (P, P+1, K).
-    model = {"centroids": centroids, "mean": mean, "std": std, "start": result.hmm.start.numpy(),
-             "bigram": result.hmm.bigram.numpy(), "stay": result.hmm.stay.numpy(),
-             "emissions": result.hmm.emissions.numpy(), "context": np.array("next" if context else "none")}
+    # With context, `bigram` has the end as its last column and `emissions` is (P, P+1, K); with order 3 the
+    # moves are a trigram (P+1, P, P), stored as `trigram`.
+    hmm = result.hmm
+    moves = {"trigram": hmm.trigram.numpy()} if isinstance(hmm, TrigramHmm) else {"bigram": hmm.bigram.numpy()}
+    model = {"centroids": centroids, "mean": mean, "std": std, "start": hmm.start.numpy(), **moves,
+             "stay": hmm.stay.numpy(), "emissions": hmm.emissions.numpy(),
+             "context": np.array("next" if context else "none"), "order": np.array(order)}
     return decode(result.hmm.to(device), cluster_seqs), result, model, clusters, labelled
 
 
@@ -468,7 +494,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         iterations: int = 100, seed: int = 0, labels: str | None = None, progress: bool = True,
         speakers: str | None = None, start_labels: str | None = None, context: str = "none",
         backoff: float = 5.0, init: str = "frequency", screen: int = 0, keep: int = 1, stay: str = "learn",
-        init_model: str | None = None, start_noise: float = 0.0, device: str = "auto") -> dict:
+        init_model: str | None = None, start_noise: float = 0.0, device: str = "auto", order: int = 2) -> dict:
     """Decipher one segment FeatureSet; writes the HMM, segment labels, merged phones and report.json.
 
     `clusters=0` reads each row's argmax as its symbol instead of clustering: for rows that already are
@@ -497,9 +523,15 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
 
     `device`: "auto" (CUDA when there is one), "cpu" or a torch device name: where EM and Viterbi run. k-means
     and everything written stay as on the CPU; the report names the device.
+
+    `order=3` makes the HMM's moves follow the text's phone trigram instead of its bigram
+    (`asr_gan.train.trigram_hmm`): P + 1 times the work per E-step, a far stronger language model. The emissions
+    are the plain model's, so `init_model` carries them between the orders. Not with `context="next"`.
     """
     if context not in ("none", "next"):
         raise ValueError(f"context {context!r}: expected none or next")
+    if order not in (2, 3) or (order == 3 and context == "next"):
+        raise ValueError(f"order {order}: expected 2, or 3 with context none")
     if init not in ("frequency", "lookup"):  # before the features load, not after the clustering
         raise ValueError(f"init {init!r}: expected frequency or lookup")
     model_start: dict[str, np.ndarray] | None = None
@@ -549,7 +581,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         group_paths, result, model, symbols_count, labelled = _decipher_group(
             [sequences[i] for i in rows], sentences, len(inventory), clusters, restarts, iterations, seed, progress,
             [row_labels[i] for i in rows] if row_labels is not None else None, context == "next", backoff,
-            init, screen, keep, stay, model_start, start_noise, torch_device)
+            init, screen, keep, stay, model_start, start_noise, torch_device, order)
         for j, i in enumerate(rows):
             paths[i] = group_paths[j]
             if labelled is not None:
@@ -569,7 +601,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     hyps = {u: merged_phones(p, inventory) for u, p in zip(utt_ids, paths)}
     write_phone_labels(out / "train.phn", hyps)
     report = {"features": str(features), "symbols": "kmeans" if clusters > 0 else "argmax",
-              "clusters": symbols_count, "context": context,
+              "clusters": symbols_count, "context": context, "order": order,
               "restarts": 1 if start_labels or init_model else restarts,
               "init": "labels" if start_labels else "model" if init_model else init, "screen": screen, "keep": keep,
               "iterations": iterations, "seed": seed, "stay": stay, "device": str(torch_device),
@@ -634,13 +666,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-model", help="model.npz of an earlier run on these rows (e.g. fewer clusters): one EM "
                         "run from the start it gives these clusters instead of the restarts")
     parser.add_argument("--device", default="auto", help="where EM runs: auto (CUDA when there is one), cpu, cuda")
+    parser.add_argument("--order", type=int, choices=[2, 3], default=2,
+                        help="the text's phone n-gram that the HMM's moves follow: 2 (bigram) or 3 (trigram: about "
+                        "P + 1 times slower, a far stronger model; with --context none)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         report = run(args.features, args.text, args.phones, args.out, args.clusters, args.restarts,
                      args.iterations, args.seed, args.labels, not args.no_progress, args.speakers,
                      args.start_labels, args.context, args.backoff, args.init, args.screen, args.keep,
-                     args.stay, args.init_model, args.start_noise, args.device)
+                     args.stay, args.init_model, args.start_noise, args.device, args.order)
     except (FileNotFoundError, ValueError) as err:
         print(f"[decipher] error: {err}", file=sys.stderr)
         return 1
