@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import math
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import torch
 
 from asr_gan.train import context_hmm
 from asr_gan.train.decipher import _pad
+from tests.fixtures.enumerated_hmm import enumerate_paths
 
 PHONES, CLUSTERS = 2, 3
 END = PHONES
@@ -53,28 +52,10 @@ def test_forward_backward_and_viterbi_agree_with_enumerating_every_path(seed):
     counts, moves, log_likelihood = context_hmm.forward_backward(hmm, obs, mask)
     best_paths = context_hmm.viterbi(hmm, obs, mask)
     pairs = [(p, q) for p in range(PHONES) for q in range(PHONES + 1)]
-    expected_ll = 0.0
-    expected_counts = torch.zeros(PHONES, PHONES + 1, CLUSTERS, dtype=torch.float64)
-    expected_stays = torch.zeros(PHONES, dtype=torch.float64)
-    expected_leaves = torch.zeros(PHONES, dtype=torch.float64)
-    for b, seq in enumerate(sequences):
-        paths = {s: path_probability(hmm, s, seq.tolist()) for s in itertools.product(pairs, repeat=len(seq))}
-        total = sum(paths.values())
-        expected_ll += math.log(total)
-        for states, prob in paths.items():
-            for t, (p, q) in enumerate(states):
-                expected_counts[p, q, seq[t]] += prob / total
-            for before, after in zip(states, states[1:]):
-                stay, move = step_parts(hmm, before, after)
-                if stay + move > 0:
-                    expected_stays[before[0]] += prob / total * stay / (stay + move)
-                    expected_leaves[before[0]] += prob / total * move / (stay + move)
-        best = max(paths, key=paths.get)
-        assert best_paths[b, :len(seq)].tolist() == [p for p, _ in best]
-    assert log_likelihood == pytest.approx(expected_ll, rel=1e-9)
-    assert torch.allclose(counts, expected_counts, atol=1e-9)
-    assert torch.allclose(moves[0], expected_stays, atol=1e-9)
-    assert torch.allclose(moves[1], expected_leaves, atol=1e-9)
+    expected = enumerate_paths(sequences, pairs, lambda s, x: path_probability(hmm, s, x),
+                               lambda before, after: step_parts(hmm, before, after), count_index=lambda s: s,
+                               phone_of=lambda s: s[0], counts_shape=(PHONES, PHONES + 1, CLUSTERS), phones=PHONES)
+    expected.check(counts, moves, log_likelihood, best_paths, phone_of=lambda s: s[0])
 
 
 def test_text_bigram_with_end_counts_how_sentences_end():

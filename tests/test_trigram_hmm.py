@@ -3,8 +3,6 @@ the plain bigram HMM it must reduce to, and inside the decipherment."""
 
 from __future__ import annotations
 
-import itertools
-import math
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import torch
 
 from asr_gan.train import decipher, trigram_hmm
 from asr_gan.train.decipher import _pad
+from tests.fixtures.enumerated_hmm import enumerate_paths
 from tests.fixtures.toy_phones import make_toy_task
 
 PHONES, CLUSTERS = 2, 3
@@ -56,30 +55,10 @@ def test_forward_backward_and_viterbi_agree_with_enumerating_every_path(seed):
     counts, moves, log_likelihood = trigram_hmm.forward_backward(hmm, obs, mask)
     best_paths = trigram_hmm.viterbi(hmm, obs, mask)
     pairs = [(o, p) for o in range(PHONES + 1) for p in range(PHONES)]
-    expected_ll = 0.0
-    expected_counts = torch.zeros(PHONES, CLUSTERS, dtype=torch.float64)
-    expected_stays = torch.zeros(PHONES, dtype=torch.float64)
-    expected_leaves = torch.zeros(PHONES, dtype=torch.float64)
-    for b, seq in enumerate(sequences):
-        paths = {s: path_probability(hmm, s, seq.tolist()) for s in itertools.product(pairs, repeat=len(seq))}
-        total = sum(paths.values())
-        expected_ll += math.log(total)
-        for states, prob in paths.items():
-            if prob == 0.0:  # a step no move or self-loop makes
-                continue
-            share = prob / total
-            for t, (_, p) in enumerate(states):
-                expected_counts[p, seq[t]] += share
-            for before, after in zip(states, states[1:]):
-                stay, move = step_parts(hmm, before, after)
-                expected_stays[before[1]] += share * stay / (stay + move)
-                expected_leaves[before[1]] += share * move / (stay + move)
-        best = max(paths, key=paths.get)
-        assert best_paths[b, :len(seq)].tolist() == [p for _, p in best]
-    assert log_likelihood == pytest.approx(expected_ll, rel=1e-9)
-    assert torch.allclose(counts, expected_counts, atol=1e-9)
-    assert torch.allclose(moves[0], expected_stays, atol=1e-9)
-    assert torch.allclose(moves[1], expected_leaves, atol=1e-9)
+    expected = enumerate_paths(sequences, pairs, lambda s, x: path_probability(hmm, s, x),
+                               lambda before, after: step_parts(hmm, before, after), count_index=lambda s: (s[1],),
+                               phone_of=lambda s: s[1], counts_shape=(PHONES, CLUSTERS), phones=PHONES)
+    expected.check(counts, moves, log_likelihood, best_paths, phone_of=lambda s: s[1])
 
 
 def test_a_trigram_that_ignores_the_phone_before_gives_the_plain_bigram_models_posteriors():
