@@ -219,7 +219,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     began = time.time()
     if order == 3:
         start, transitions = trigram_hmm.text_trigram(text, num_phones)
-        chunk = min(chunk, 64)  # the pair states make a chunk's forward pass P + 1 times larger
+        chunk = min(chunk, trigram_hmm.MAX_CHUNK)
     elif context:
         start, transitions = context_hmm.text_bigram_with_end(text, num_phones)
     else:
@@ -303,7 +303,7 @@ def decode(hmm: Hmm, cluster_seqs: Sequence[np.ndarray], chunk: int = 256) -> li
     out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(cluster_seqs)
     device = hmm.emissions.device
     if isinstance(hmm, TrigramHmm):
-        chunk = min(chunk, 64)
+        chunk = min(chunk, trigram_hmm.MAX_CHUNK)
     for rows in _chunks(cluster_seqs, chunk):
         obs, mask = (t.to(device) for t in _pad([cluster_seqs[i] for i in rows]))
         path = (context_hmm.viterbi(hmm, obs, mask) if isinstance(hmm, ContextHmm)
@@ -432,6 +432,14 @@ def refine_start(model: dict[str, np.ndarray], sequences: Sequence[np.ndarray], 
     return emissions / emissions.sum(-1, keepdim=True)
 
 
+def load_model(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of a decipherment's `model.npz` (what `_decipher_group` writes)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: decipherment model (model.npz) not found")
+    with np.load(path) as stored:
+        return {k: stored[k] for k in stored.files}
+
+
 def stay_from_lengths(sequences: Sequence[np.ndarray], sentences: Sequence[np.ndarray]) -> float:
     """The self-loop probability whose geometric durations give the audio's rows per utterance from the text's
     phones per sentence: 1 - 1/r, r = mean rows / mean phones (silence included on both sides). Label-free: the
@@ -538,10 +546,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     if init_model is not None:
         if start_labels or speakers:
             raise ValueError("init_model: one EM run from an earlier model; not with start_labels or speakers")
-        if not Path(init_model).is_file():
-            raise FileNotFoundError(f"{init_model}: decipherment model (model.npz) not found")
-        with np.load(init_model) as stored:
-            model_start = {k: stored[k] for k in stored.files}
+        model_start = load_model(init_model)
         old_context = str(model_start.get("context", "none"))
         if (old_context == "next") != (context == "next") or not len(model_start["centroids"]):
             raise ValueError(f"{init_model}: a model with context {old_context!r} and "

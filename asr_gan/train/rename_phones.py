@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.decipher import cluster_sequences
+from asr_gan.train.decipher import cluster_sequences, load_model
 
 
 def greedy_renaming(confusion: np.ndarray) -> np.ndarray:
@@ -64,10 +64,7 @@ def rename(model: dict[str, np.ndarray], label_counts: np.ndarray) -> tuple[dict
 def run(model_path: str, features: str, labels: str, phones: str, out: str) -> dict:
     from asr_gan.train.gan import load_feature_sequences, read_segment_labels
 
-    if not Path(model_path).is_file():
-        raise FileNotFoundError(f"{model_path}: decipherment model (model.npz) not found")
-    with np.load(model_path) as stored:
-        model = {k: stored[k] for k in stored.files}
+    model = load_model(model_path)
     if not len(model["centroids"]):
         raise ValueError(f"{model_path}: a model of argmax symbols has no clusters to rename by")
     inventory = PhoneInventory.load(phones)

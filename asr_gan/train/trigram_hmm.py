@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 _FLOOR = 1e-300
+MAX_CHUNK = 64  # sequences per padded chunk: a pair state's forward pass holds P + 1 times a phone's
 
 
 @dataclass
