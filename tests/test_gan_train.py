@@ -362,10 +362,11 @@ def test_a_gan_started_at_the_true_mapping_stays_there(toy, tmp_path, device):
 def test_a_uniform_diversity_target_pulls_a_true_reading_off_and_the_text_target_does_not(toy, tmp_path):
     """wav2vec-U's diversity term wants every phone used equally often; the toy's phones, like real ones, are
     not. Warm-started at the true mapping with the diversity term as the only loss (no adversarial term, no
-    smoothness), the uniform target drags the reading off it and the text's phone frequencies do not."""
+    smoothness), in 300 generator updates the uniform target drags the reading off it and the text's phone
+    frequencies do not."""
     final = {}
     for target in ("uniform", "text"):
-        config = toy_config(toy, max_updates=600, valid_interval=300, seed=1, select_after=0,
+        config = toy_config(toy, max_updates=300, valid_interval=150, seed=1, select_after=0,
                             warm_start_labels=str(toy["train_segments"]), warm_start_updates=600)
         config.loss.adversarial, config.loss.smoothness, config.loss.diversity_target = 0.0, 0.0, target
         trainer = GanTrainer(config, tmp_path / target)
@@ -433,6 +434,19 @@ def test_the_adversarial_weight_decides_whether_the_discriminator_moves_the_gene
     same = all(torch.equal(a, b) for a, b in zip(trainers[0].generator.parameters(),
                                                  trainers[1].generator.parameters()))
     assert same == (adversarial == 0.0)
+
+
+def test_without_an_adversarial_term_every_update_trains_the_generator(toy, tmp_path):
+    config = toy_config(toy, max_updates=6, valid_interval=6, log_interval=6)
+    config.loss.adversarial, config.loss.bigram = 0.0, 1.0
+    trainer = GanTrainer(config, tmp_path / "run")
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    trainer.train()
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
+    logged = [r for r in read_metrics(tmp_path / "run") if "g_bigram" in r]
+    assert logged and not any(k.startswith("d_") for r in logged for k in r), logged
+    # all six updates were the generator's: its optimiser stepped six times
+    assert trainer.generator_optimizer.state_dict()["state"][0]["step"] == 6
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(toy, tmp_path):

@@ -59,7 +59,8 @@ class LossConfig:
     (its TIMIT/LibriSpeech configs sweep 1.5-2.0, 0.5-0.75 and 2-4). The cycle terms are asr_gan's."""
 
     # The generator's adversarial term; 0 trains it on the other terms alone (e.g. bigram matching: output
-    # distribution matching without a discriminator).
+    # distribution matching without a discriminator), and with feature_adversarial also 0 no discriminator is
+    # trained: every update is a generator update.
     adversarial: float = 1.0
     gradient_penalty: float = 1.5
     # What the gradient penalty holds at norm 1 (asr_gan/train/losses.py): "channel" (wav2vec-U) one norm per
@@ -160,6 +161,11 @@ class GanConfig:
                              "(wav2vec-U) nor 'text'")
         if self.batch_size < 1 or self.max_updates < 0:
             raise ValueError(f"batch_size {self.batch_size} and max_updates {self.max_updates} must be positive")
+
+    @property
+    def uses_discriminator(self) -> bool:
+        """Whether any loss reads a discriminator; without one, every update is a generator update."""
+        return self.loss.adversarial > 0 or self.loss.feature_adversarial > 0
 
     @property
     def uses_reverse_generator(self) -> bool:

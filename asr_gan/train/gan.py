@@ -1,10 +1,11 @@
 """The GAN training loop: alternating discriminator and generator updates on device-resident data.
 
 One update trains either the discriminator (and the feature discriminator, when used) or the generator (and
-the reverse generator); with `discriminator_steps=1` they alternate as in wav2vec-U. Every `valid_interval`
-updates the generator decodes the unlabelled validation audio, the label-free metric `weighted_lm_ppl` is
-computed (asr_gan/train/selection.py), and `checkpoint_last.pt` (and `checkpoint_best.pt` when the metric
-improved) are written atomically. A run started again in the same folder resumes from `checkpoint_last.pt`
+the reverse generator); with `discriminator_steps=1` they alternate as in wav2vec-U, and when no loss reads a
+discriminator (`loss.adversarial` and `loss.feature_adversarial` at 0) every update trains the generator.
+Every `valid_interval` updates the generator decodes the unlabelled validation audio, the label-free metric
+`weighted_lm_ppl` is computed (asr_gan/train/selection.py), and `checkpoint_last.pt` (and `checkpoint_best.pt`
+when the metric improved) are written atomically. A run started again in the same folder resumes from `checkpoint_last.pt`
 and draws the same batches an uninterrupted run would have drawn (single process).
 
 Non-finite losses stop the run with `TrainingDiverged`; losses are checked at every log line (checking every
@@ -328,8 +329,11 @@ class GanTrainer:
             fake, fake_mask = merge_runs(probs, out_mask, sample=True,
                                          width=logits.shape[1] if self.use_graphs else None)
             shown = losses.straight_through_one_hot(fake) if weights.adversarial_hard else fake
-            with self._autocast():
-                adversarial = losses.generator_adversarial_loss(self.discriminator(shown, fake_mask))
+            if weights.adversarial > 0:
+                with self._autocast():
+                    adversarial = losses.generator_adversarial_loss(self.discriminator(shown, fake_mask))
+            else:  # no discriminator pass for a term that is not trained
+                adversarial = torch.zeros((), device=logits.device)
             smoothness = losses.smoothness_loss(logits, out_mask)
             if self.text_unigrams is not None:  # the merged outputs are phones as the text has them
                 diversity = losses.unigram_matching_loss(fake, fake_mask, self.text_unigrams)
@@ -407,7 +411,7 @@ class GanTrainer:
         record = {"step": 0, "warm_start_updates": updates, "warm_start_ce": round(total.item() / updates, 5)}
         if not math.isfinite(record["warm_start_ce"]):
             raise TrainingDiverged("non-finite cross-entropy in the warm start: check warm_start_labels")
-        d_updates = self.config.warm_start_discriminator_updates
+        d_updates = self.config.warm_start_discriminator_updates if self.config.uses_discriminator else 0
         if d_updates:
             self.discriminator.train()
             d_total = torch.zeros((), device=self.device)
@@ -596,7 +600,7 @@ class GanTrainer:
         for module in self._modules():
             module.train()
         while self.step < config.max_updates:
-            if self.step % cycle < config.discriminator_steps:
+            if config.uses_discriminator and self.step % cycle < config.discriminator_steps:
                 logged = self.discriminator_update()
             else:
                 logged = self.generator_update()
