@@ -107,6 +107,7 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     run_recipe("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp), "--decipher-clusters", "8")
     decipher = json.loads((exp / "decipher" / "report.json").read_text())
     assert decipher["clusters"] == 8 and 0.0 <= decipher["per"] <= 2.0
+    assert decipher["order"] == 2 and "--clusters 8 --order 2" in (exp / "commands.sh").read_text()
     for run in json.loads((exp / "sweep" / "sweep.json").read_text())["runs"]:
         first = json.loads(Path(run["run_dir"], "metrics.jsonl").read_text().splitlines()[0])
         assert first["step"] == 0 and first["warm_start_updates"] == 1000, first
