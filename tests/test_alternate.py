@@ -161,3 +161,19 @@ def test_alternate_with_a_bilstm_student_needs_no_gan_config(toy, starts, tmp_pa
     assert report["rounds"][0]["student"]["per"] < 0.5  # it learnt the decipherment's reading of the toy
     with pytest.raises(ValueError, match="needs --gan-config"):
         alternate.run(config(toy, starts, tmp_path / "gen", gan_config=None))
+
+
+def test_alternate_deciphers_with_the_text_trigram_when_asked(toy, starts, tmp_path, capsys):
+    out = tmp_path / "alt"
+    report = alternate.run(config(toy, starts, out, context="none", order=3, rounds=0, iterations=15,
+                                  start_labels=[str(starts / "close.segments")]))
+    assert report["order"] == 3
+    assert json.loads((out / "start0" / "report.json").read_text())["order"] == 3
+    assert report["per"] < 0.1  # the close start is read back as the toy's phones
+    with pytest.raises(ValueError, match="order 3 with context next"):
+        alternate.run(config(toy, starts, tmp_path / "next", order=3))
+    code = alternate.main(["--features", str(toy["train"]), "--text", str(toy["text"]), "--phones",
+                           str(toy["phones"]), "--start-labels", str(starts / "close.segments"), "--rounds", "0",
+                           "--order", "3", "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert code == 1 and "expected order 2, or 3 with --context none" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()  # refused before any stage ran

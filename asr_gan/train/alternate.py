@@ -20,6 +20,7 @@ Every stage is a folder of its own (`start<i>/`, `round<r>/decipher`, `round<r>/
 CLI: python -m asr_gan.train.alternate --features exp/feats/segments_nopool/train --text exp/text/train_text.phn
         --phones exp/text/phones.txt --gan-config exp/gan.yaml --start-labels run1.segments run2.segments
         --out exp/alternate [--clusters 100 --context next --stay text --rounds 4] [--labels exp/text/train.phn]
+        [--context none --order 3: the decipherment follows the text's phone trigram]
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class AlternateConfig:
     seed: int = 1
     labels: str | None = None  # references: PER in the report only
     progress: bool = True
+    order: int = 2  # the decipherment's phone n-gram: 2, or 3 (its trigram; with context "none" only)
 
 
 def _decipher(config: AlternateConfig, start: str, out: Path) -> dict:
@@ -69,7 +71,7 @@ def _decipher(config: AlternateConfig, start: str, out: Path) -> dict:
     # Seed 0 for every stage (not the student's `seed`): the same k-means clusters, so the likelihoods compare.
     return decipher.run(config.features, config.text, config.phones, out, clusters=config.clusters, restarts=1,
                         iterations=config.iterations, seed=0, labels=config.labels, progress=config.progress,
-                        start_labels=start, context=config.context, stay=config.stay)
+                        start_labels=start, context=config.context, stay=config.stay, order=config.order)
 
 
 def _student_rows(config: AlternateConfig, reading: Path, out: Path, inventory: PhoneInventory) -> tuple[Path, dict]:
@@ -128,6 +130,9 @@ def run(config: AlternateConfig) -> dict:
         raise ValueError(f"rounds {config.rounds}: expected 0 or more")
     if config.student_model not in ("generator", "bilstm"):
         raise ValueError(f"student model {config.student_model!r}: expected generator or bilstm")
+    if config.order not in (2, 3) or (config.order == 3 and config.context != "none"):
+        raise ValueError(f"order {config.order} with context {config.context}: expected order 2, or 3 with "
+                         "--context none (the trigram HMM has no next-phone emissions)")
     if config.rounds and config.student_model == "generator" and not config.gan_config:
         raise ValueError("a generator student needs --gan-config (a GAN run's config.yaml with its generator)")
     out = Path(config.out)
@@ -163,7 +168,7 @@ def run(config: AlternateConfig) -> dict:
     for name in ("train.segments", "train.phn"):
         shutil.copyfile(out / best["folder"] / name, out / name)
     report = {"features": config.features, "clusters": config.clusters, "context": config.context,
-              "stay": config.stay, "student_model": config.student_model, "starts": starts, "selected_start": selected,
+              "order": config.order, "stay": config.stay, "student_model": config.student_model, "starts": starts, "selected_start": selected,
               "rounds": rounds, "kept": best["folder"]}
     if config.labels:
         final = per_on_common(read_phone_labels(config.labels), read_phone_labels(out / "train.phn"),
@@ -208,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--clusters", type=int, default=100, help="the decipherment's k-means clusters")
     parser.add_argument("--context", choices=["none", "next"], default="next", help="the decipherment's HMM")
+    parser.add_argument("--order", type=int, choices=[2, 3], default=2,
+                        help="the decipherment's moves follow the text's phone bigram (2) or trigram (3, with "
+                             "--context none)")
     parser.add_argument("--stay", default="text", help="the decipherment's self-loop (learn, text or a number)")
     parser.add_argument("--iterations", type=int, default=100, help="EM iterations per decipherment")
     parser.add_argument("--rounds", type=int, default=4, help="most student + decipherment rounds")
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     config = AlternateConfig(args.features, args.text, args.phones, args.gan_config, args.start_labels, args.out,
                              args.clusters, args.context, args.stay, args.iterations, args.rounds,
                              args.student_model, args.student_hidden, args.student_epochs, args.upsample,
-                             args.batch_frames, args.seed, args.labels, not args.no_progress)
+                             args.batch_frames, args.seed, args.labels, not args.no_progress, args.order)
     try:
         report = run(config)
     except (FileNotFoundError, ValueError) as err:
