@@ -168,8 +168,8 @@ def run(config: AlternateConfig) -> dict:
     for name in ("train.segments", "train.phn"):
         shutil.copyfile(out / best["folder"] / name, out / name)
     report = {"features": config.features, "clusters": config.clusters, "context": config.context,
-              "order": config.order, "stay": config.stay, "student_model": config.student_model, "starts": starts, "selected_start": selected,
-              "rounds": rounds, "kept": best["folder"]}
+              "order": config.order, "stay": config.stay, "student_model": config.student_model, "starts": starts,
+              "selected_start": selected, "rounds": rounds, "kept": best["folder"]}
     if config.labels:
         final = per_on_common(read_phone_labels(config.labels), read_phone_labels(out / "train.phn"),
                               inventory.silence)

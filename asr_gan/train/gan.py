@@ -5,8 +5,8 @@ the reverse generator); with `discriminator_steps=1` they alternate as in wav2ve
 discriminator (`loss.adversarial` and `loss.feature_adversarial` at 0) every update trains the generator.
 Every `valid_interval` updates the generator decodes the unlabelled validation audio, the label-free metric
 `weighted_lm_ppl` is computed (asr_gan/train/selection.py), and `checkpoint_last.pt` (and `checkpoint_best.pt`
-when the metric improved) are written atomically. A run started again in the same folder resumes from `checkpoint_last.pt`
-and draws the same batches an uninterrupted run would have drawn (single process).
+when the metric improved) are written atomically. A run started again in the same folder resumes from
+`checkpoint_last.pt` and draws the same batches an uninterrupted run would have drawn (single process).
 
 Non-finite losses stop the run with `TrainingDiverged`; losses are checked at every log line (checking every
 update would make the GPU wait for the host) and before every checkpoint, so no checkpoint ever holds
