@@ -200,6 +200,21 @@ def test_decipher_names_a_speaker_map_that_misses_utterances(toy, tmp_path, caps
     assert "utt2spk: no speaker for 298 utterances, e.g. train0002" in capsys.readouterr().err
 
 
+def test_decipher_reads_speakers_from_a_manifest_as_from_utt2spk(tmp_path):
+    from asr_gan.manifest import Utterance, write_manifest
+
+    utt_ids = ["u1", "u2", "u3", "u4"]
+    speaker = {"u1": "kal", "u2": "slt", "u3": "kal", "u4": "awb"}
+    (tmp_path / "utt2spk").write_text("".join(f"{u} {speaker[u]}\n" for u in utt_ids))
+    write_manifest(tmp_path / "train.jsonl", [Utterance(u, f"{u}.wav", 16000, 16000, speaker[u]) for u in utt_ids])
+    groups = decipher.read_speakers(tmp_path / "train.jsonl", utt_ids)
+    assert groups == decipher.read_speakers(tmp_path / "utt2spk", utt_ids) == {"kal": [0, 2], "slt": [1], "awb": [3]}
+    with pytest.raises(ValueError, match="train.jsonl: no speaker for 1 utterances, e.g. u5"):
+        decipher.read_speakers(tmp_path / "train.jsonl", utt_ids + ["u5"])
+    with pytest.raises(FileNotFoundError, match="dev.jsonl: speaker map"):
+        decipher.read_speakers(tmp_path / "dev.jsonl", utt_ids)
+
+
 @pytest.mark.parametrize("context_share", [0.0, 0.3])
 def test_start_labels_tell_a_search_failure_from_a_truth_the_model_does_not_prefer(tmp_path, context_share):
     """Started at the true rows, EM keeps them on the plain toy; once a phone's vector depends on its neighbours

@@ -47,6 +47,7 @@ import torch
 from tqdm import tqdm
 
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
+from asr_gan.manifest import read_manifest
 from asr_gan.train import context_hmm, trigram_hmm
 from asr_gan.train.context_hmm import ContextHmm
 from asr_gan.train.trigram_hmm import TrigramHmm
@@ -332,18 +333,22 @@ def cluster_sequences(features: Sequence[np.ndarray], centroids: np.ndarray, mea
 
 
 def read_speakers(path: str | Path, utt_ids: Sequence[str]) -> dict[str, list[int]]:
-    """Kaldi `utt2spk` lines (`utt speaker`) -> {speaker: indices into utt_ids}, speakers in first-seen order."""
+    """Kaldi `utt2spk` lines (`utt speaker`), or a manifest (`.jsonl`, asr_gan.manifest: every utterance's
+    `speaker`) -> {speaker: indices into utt_ids}, speakers in first-seen order."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: speaker map (utt2spk) not found")
-    speaker_of: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise ValueError(f"{path}:{lineno}: expected `utterance speaker`, got {line!r}")
-        speaker_of[parts[0]] = parts[1]
+        raise FileNotFoundError(f"{path}: speaker map (utt2spk or manifest .jsonl) not found")
+    if path.suffix == ".jsonl":
+        speaker_of = {u.utt_id: u.speaker for u in read_manifest(path)}
+    else:
+        speaker_of = {}
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ValueError(f"{path}:{lineno}: expected `utterance speaker`, got {line!r}")
+            speaker_of[parts[0]] = parts[1]
     missing = [u for u in utt_ids if u not in speaker_of]
     if missing:
         raise ValueError(f"{path}: no speaker for {len(missing)} utterances, e.g. {missing[0]}")
@@ -649,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=100, help="EM iterations per restart")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labels", help="reference phones, `utt ph ...`: PER of the result, never used to fit")
-    parser.add_argument("--speakers", help="utt2spk file: decipher each speaker's utterances on their own")
+    parser.add_argument("--speakers", help="utt2spk file, or the split's manifest (.jsonl): decipher each "
+                                               "speaker's utterances on their own")
     parser.add_argument("--start-labels", help="one phone per row (`utt ph ...`): start one EM run at the "
                         "emissions they count: the truth, to see whether it is the model's best fit (reads labels), "
                         "or a label-free reading such as a GAN's")
