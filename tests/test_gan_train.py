@@ -449,6 +449,27 @@ def test_without_an_adversarial_term_every_update_trains_the_generator(toy, tmp_
     assert trainer.generator_optimizer.state_dict()["state"][0]["step"] == 6
 
 
+@pytest.mark.parametrize("adversarial", [1.0, 0.0])
+def test_the_feature_discriminator_trains_and_the_phone_one_only_with_its_term(toy, tmp_path, adversarial):
+    # The full two-sided cycle (loss.feature_adversarial): real features against the reverse generator's.
+    config = toy_config(toy, max_updates=6, valid_interval=6, log_interval=6)
+    config.loss.adversarial, config.loss.feature_adversarial = adversarial, 1.0
+    trainer = GanTrainer(config, tmp_path / "run")
+    assert trainer.feature_discriminator is not None
+    phone_before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    feature_before = [p.detach().clone() for p in trainer.feature_discriminator.parameters()]
+    trainer.train()
+    phone_moved = any(not torch.equal(a, b) for a, b in zip(phone_before, trainer.discriminator.parameters()))
+    feature_moved = any(not torch.equal(a, b) for a, b in zip(feature_before,
+                                                               trainer.feature_discriminator.parameters()))
+    assert feature_moved and phone_moved == (adversarial > 0)
+    logged = [r for r in read_metrics(tmp_path / "run") if "d_feature_adversarial" in r]
+    assert logged and all(("d_adversarial" in r) == (adversarial > 0) for r in logged), logged
+    assert all(np.isfinite(r["g_feature_adversarial"]) for r in logged)
+    # discriminator and generator updates still alternate: three of each
+    assert trainer.generator_optimizer.state_dict()["state"][0]["step"] == 3
+
+
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(toy, tmp_path):
     run = tmp_path / "run"
     train_gan(toy_config(toy, max_updates=20, valid_interval=20, log_interval=10), run)

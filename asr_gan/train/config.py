@@ -59,8 +59,8 @@ class LossConfig:
     (its TIMIT/LibriSpeech configs sweep 1.5-2.0, 0.5-0.75 and 2-4). The cycle terms are asr_gan's."""
 
     # The generator's adversarial term; 0 trains it on the other terms alone (e.g. bigram matching: output
-    # distribution matching without a discriminator), and with feature_adversarial also 0 no discriminator is
-    # trained: every update is a generator update.
+    # distribution matching without a discriminator): the phone discriminator is not trained, and with
+    # feature_adversarial also 0 every update is a generator update.
     adversarial: float = 1.0
     gradient_penalty: float = 1.5
     # What the gradient penalty holds at norm 1 (asr_gan/train/losses.py): "channel" (wav2vec-U) one norm per

@@ -284,13 +284,16 @@ class GanTrainer:
         """One discriminator update on (audio, text) batch plans of these widths."""
         weights = self.config.loss
         audio, audio_mask, fake, fake_mask, real, real_mask = self._discriminator_batch(*plans, *widths)
-        with self._autocast():
-            adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
-                                                    self.discriminator(real, real_mask))
-            penalty = losses.gradient_penalty(self.discriminator, real, fake, weights.gradient_penalty_norm,
-                                              real_mask, fake_mask)
-        total = adversarial + weights.gradient_penalty * penalty
-        logged = {"d_adversarial": adversarial, "d_gradient_penalty": penalty}
+        total = torch.zeros((), device=audio.device)
+        logged: dict[str, torch.Tensor] = {}
+        if weights.adversarial > 0:  # else only the feature discriminator is read (uses_discriminator)
+            with self._autocast():
+                adversarial = losses.discriminator_loss(self.discriminator(fake, fake_mask),
+                                                        self.discriminator(real, real_mask))
+                penalty = losses.gradient_penalty(self.discriminator, real, fake, weights.gradient_penalty_norm,
+                                                  real_mask, fake_mask)
+            total = adversarial + weights.gradient_penalty * penalty
+            logged = {"d_adversarial": adversarial, "d_gradient_penalty": penalty}
         if self.feature_discriminator is not None:
             assert self.reverse_generator is not None
             with torch.no_grad(), self._autocast():
@@ -411,7 +414,8 @@ class GanTrainer:
         record = {"step": 0, "warm_start_updates": updates, "warm_start_ce": round(total.item() / updates, 5)}
         if not math.isfinite(record["warm_start_ce"]):
             raise TrainingDiverged("non-finite cross-entropy in the warm start: check warm_start_labels")
-        d_updates = self.config.warm_start_discriminator_updates if self.config.uses_discriminator else 0
+        # They let the phone discriminator catch up with the warm generator; nothing reads it without the term.
+        d_updates = self.config.warm_start_discriminator_updates if self.config.loss.adversarial > 0 else 0
         if d_updates:
             self.discriminator.train()
             d_total = torch.zeros((), device=self.device)
