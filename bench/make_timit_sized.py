@@ -44,7 +44,8 @@ def main() -> None:
     layout.TRAIN_SPEAKERS = [f"{next(sexes)}T{i:03d}0" for i in range(args.train_speakers)]
     dr = itertools.cycle([f"DR{i}" for i in range(1, 9)])
     layout.DEV_SPEAKERS = [(s, next(dr)) for s in _speaker_ids(ROOT / "data_prep" / "timit_dev_speakers.txt")]
-    layout.CORE_TEST_SPEAKERS = [(s, next(dr)) for s in _speaker_ids(ROOT / "data_prep" / "timit_core_test_speakers.txt")]
+    layout.CORE_TEST_SPEAKERS = [(s, next(dr))
+                                 for s in _speaker_ids(ROOT / "data_prep" / "timit_core_test_speakers.txt")]
     layout._SI_SUBJECTS, layout._SI_VERBS, layout._SI_OBJECTS = SUBJECTS, VERBS, OBJECTS
     started = time.perf_counter()
     corpus = layout.make_timit_fixture(args.out, n_train_speakers=len(layout.TRAIN_SPEAKERS), utts_per_speaker=10,

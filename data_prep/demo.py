@@ -10,8 +10,9 @@ Everything comes from Debian packages (bible-kjv, espeak-ng, flite), so the demo
   the seed. Dev and test voices are never heard in training (kal and kal16 are one flite speaker and both
   stay in training). `--voices ENGINE:VOICE ...` instead speaks every split with the voices named, for
   diagnosis (one voice, many utterances); such a corpus has no held-out voice.
-- Audio: 16 kHz mono 16-bit wav (sox resampling, peak at -1 dBFS) under `DIR/wav/<split>/`; manifests `DIR/{train,dev,test}.jsonl` carry the
-  words and reference phones from our CMUdict + espeak-ng G2P (the same as the text side), no silence.
+- Audio: 16 kHz mono 16-bit wav (sox resampling, peak at -1 dBFS) under `DIR/wav/<split>/`; manifests
+  `DIR/{train,dev,test}.jsonl` carry the words and reference phones from our CMUdict + espeak-ng G2P (the same as
+  the text side), no silence.
 - Resumable: existing readable wav files are kept; a rebuild writes the same bytes. `DIR/speakers.json`
   records every voice's settings.
 
@@ -197,7 +198,8 @@ class _Job:
 
 def _synthesise_command(voice: Voice, text: str, wav_path: str) -> list[str]:
     if voice.engine == "espeak-ng":
-        return ["espeak-ng", "-v", voice.voice, "-s", str(int(voice.rate)), "-p", str(int(voice.pitch)), "-w", wav_path, text]
+        return ["espeak-ng", "-v", voice.voice, "-s", str(int(voice.rate)), "-p", str(int(voice.pitch)),
+                "-w", wav_path, text]
     return ["flite", "-voice", voice.voice, "--setf", f"duration_stretch={voice.rate}",
             "--setf", f"int_f0_target_mean={voice.pitch}", "-t", text, "-o", wav_path]
 
@@ -223,7 +225,8 @@ def _synthesise(job: _Job) -> tuple[str, int, str | None]:
         tmp.replace(path)
         return job.utt_id, info.num_samples, None
     except subprocess.CalledProcessError as err:
-        return job.utt_id, 0, f"{job.utt_id} ({job.voice.engine} {job.voice.voice}): {err} {err.stderr.decode(errors='replace')[-300:]}"
+        return job.utt_id, 0, (f"{job.utt_id} ({job.voice.engine} {job.voice.voice}): {err} "
+                               f"{err.stderr.decode(errors='replace')[-300:]}")
     except (subprocess.SubprocessError, OSError, AudioError) as err:
         return job.utt_id, 0, f"{job.utt_id} ({job.voice.engine} {job.voice.voice}): {err}"
     finally:

@@ -219,7 +219,8 @@ def prepare_kaldi_dir(
             try:
                 recording_id, start, end = parts[0], float(parts[1]), float(parts[2])
             except (IndexError, ValueError):
-                report.skip("bad segment", f"{data_dir / 'segments'}: {utt_id} {value!r}: expected '<rec> <begin> <end>'")
+                report.skip("bad segment",
+                            f"{data_dir / 'segments'}: {utt_id} {value!r}: expected '<rec> <begin> <end>'")
                 continue
             spans.append((utt_id, recording_id, start, None if end == -1 else end))
 
@@ -234,7 +235,8 @@ def prepare_kaldi_dir(
             end is not None and end > length_s + _END_TOLERANCE_S
         ):
             report.skip("segment outside recording",
-                        f"{data_dir / 'segments'}: {utt_id} {start}-{end} s, but {recording.path} lasts {length_s:.3f} s")
+                        f"{data_dir / 'segments'}: {utt_id} {start}-{end} s, but {recording.path} "
+                        f"lasts {length_s:.3f} s")
             continue
         transcript = tables["text"].get(utt_id) if tables["text"] is not None else None
         if tables["text"] is not None and transcript is None:

@@ -37,7 +37,8 @@ from data_prep.report import PrepReport
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other", "train-clean-100", "train-clean-360", "train-other-500")
+SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other", "train-clean-100", "train-clean-360",
+           "train-other-500")
 _UTT_ID = re.compile(r"^\d+-\d+-\d+$")
 
 
@@ -92,7 +93,8 @@ def prepare_subset(subset_dir: Path, report: PrepReport) -> list[Utterance]:
             continue
         words = transcripts.get(utt_id)
         if words is None:
-            report.note("no transcript", f"{flac}: no line for {utt_id} in {flac.parent}/*.trans.txt; kept without words")
+            report.note("no transcript",
+                        f"{flac}: no line for {utt_id} in {flac.parent}/*.trans.txt; kept without words")
         utterances.append(
             Utterance(
                 utt_id=utt_id,
@@ -176,7 +178,8 @@ def prepare_librispeech(
         if not manifests[subset]:
             report.warn(f"{base / subset}: no utterance prepared")
     if lm_text is not None:
-        report.counts["text_corpus.txt"] = normalize_lm_text(lm_text, out_dir / "text_corpus.txt", report, max_lm_sentences)
+        report.counts["text_corpus.txt"] = normalize_lm_text(lm_text, out_dir / "text_corpus.txt", report,
+                                                             max_lm_sentences)
     report.write(out_dir / "prep_report.txt")
     print(report.summary(), end="")
     return manifests

@@ -65,7 +65,8 @@ def check_audio_files(utts: list[Utterance], desc: str = "audio") -> list[str]:
         length_s = info.num_samples / info.sample_rate
         end = utt.end if utt.end is not None else length_s
         if utt.start >= length_s or end > length_s + _END_TOLERANCE_S:
-            problems.append(f"utterance {utt.utt_id}: span {utt.start}-{utt.end} s outside {utt.audio} ({length_s:.3f} s)")
+            problems.append(f"utterance {utt.utt_id}: span {utt.start}-{utt.end} s outside {utt.audio} "
+                            f"({length_s:.3f} s)")
     return problems
 
 

@@ -9,7 +9,8 @@ from data_prep.librispeech import main, prepare_librispeech
 from tests.fixtures.librispeech_layout import LM_SENTENCES, LM_TEXT_NAME, TRANSCRIPTS
 
 
-def test_librispeech_prep_writes_subset_manifests_with_lower_case_words_and_reader_speakers(librispeech_corpus, tmp_path):
+def test_librispeech_prep_writes_subset_manifests_with_lower_case_words_and_reader_speakers(
+        librispeech_corpus, tmp_path):
     out = tmp_path / "data"
     # The parent of LibriSpeech/ is accepted too.
     assert main(["--root", str(librispeech_corpus.parent), "--subset", "train-clean-100", "--subset", "dev-clean",
@@ -29,7 +30,8 @@ def test_librispeech_prep_writes_subset_manifests_with_lower_case_words_and_read
     assert "skipped: 0" in (out / "prep_report.txt").read_text()
 
 
-def test_librispeech_lm_text_is_streamed_from_gz_normalised_capped_and_drops_non_utf8_lines(librispeech_corpus, tmp_path):
+def test_librispeech_lm_text_is_streamed_from_gz_normalised_capped_and_drops_non_utf8_lines(
+        librispeech_corpus, tmp_path):
     lm_gz = tmp_path / (LM_TEXT_NAME + ".gz")
     lines = [s.encode() for s in LM_SENTENCES[:2]] + [b"BAD \xff LINE", b"   ", b"IT COST 42 POUNDS"] + [
         s.encode() for s in LM_SENTENCES[2:]
@@ -38,7 +40,8 @@ def test_librispeech_lm_text_is_streamed_from_gz_normalised_capped_and_drops_non
     out = tmp_path / "data"
     prepare_librispeech(librispeech_corpus, ["dev-clean"], out, lm_text=lm_gz, max_lm_sentences=4)
     corpus = (out / "text_corpus.txt").read_text().splitlines()
-    assert corpus == [LM_SENTENCES[0].lower(), LM_SENTENCES[1].lower(), "it cost forty two pounds", LM_SENTENCES[2].lower()]
+    assert corpus == [LM_SENTENCES[0].lower(), LM_SENTENCES[1].lower(), "it cost forty two pounds",
+                      LM_SENTENCES[2].lower()]
     report = (out / "prep_report.txt").read_text()
     assert f"{lm_gz}:3: not UTF-8" in report and "text_corpus.txt: 4" in report
 

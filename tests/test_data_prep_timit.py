@@ -20,8 +20,10 @@ def _sentence_id(utt_id: str) -> str:
 
 def test_fold_timit_phones_to_39_deletes_q_and_maps_closures_and_pauses_to_sil():
     phones = ["h#", "bcl", "b", "q", "ao", "zh", "ax-h", "pau", "epi", "ix", "tcl", "ch", "h#"]
-    assert fold_timit_phones(phones, to=39) == ["sil", "sil", "b", "aa", "sh", "ah", "sil", "sil", "ih", "sil", "ch", "sil"]
-    assert fold_timit_phones(phones, to=48) == ["sil", "vcl", "b", "ao", "zh", "ax", "sil", "epi", "ix", "cl", "ch", "sil"]
+    assert fold_timit_phones(phones, to=39) == ["sil", "sil", "b", "aa", "sh", "ah", "sil", "sil", "ih", "sil",
+                                                "ch", "sil"]
+    assert fold_timit_phones(phones, to=48) == ["sil", "vcl", "b", "ao", "zh", "ax", "sil", "epi", "ix", "cl",
+                                                "ch", "sil"]
     # Kaldi-style 48-set transcripts fold to the scoring set too.
     assert fold_timit_phones(["vcl", "cl", "ix", "el"], to=39) == ["sil", "sil", "ih", "l"]
     with pytest.raises(ValueError, match="'xx'"):
@@ -144,7 +146,8 @@ def test_timit_prep_notes_8khz_audio_and_skips_audio_shorter_than_its_phn(timit_
     speaker = timit_corpus_copy / "TRAIN" / "DR1" / "FCJF0"
     samples = soundfile.read(speaker / "SI455.WAV", dtype="int16")[0]
     write_sphere(speaker / "SI455.WAV", samples[::2], rate=8000)  # same duration at 8 kHz: kept, noted
-    write_sphere(speaker / "SX7.WAV", soundfile.read(speaker / "SX7.WAV", dtype="int16")[0][:4000])  # consistent but short
+    write_sphere(speaker / "SX7.WAV",
+                 soundfile.read(speaker / "SX7.WAV", dtype="int16")[0][:4000])  # consistent but short
     sets = prepare_timit(timit_corpus_copy, tmp_path / "data")
     kept = {u.utt_id: u for u in sets["train"]}
     assert kept["fcjf0_si455"].sample_rate == 8000

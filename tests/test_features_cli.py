@@ -37,7 +37,8 @@ def corpus(tmp_path_factory):
                               sample_rate=info.samplerate, speaker=f"spk{i % 2}", words=text))
     corrupt = root / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00not really a wave file")
-    utts.insert(2, Utterance(utt_id="corrupt", audio=str(corrupt), num_samples=16000, sample_rate=16000, speaker="spk0"))
+    utts.insert(2, Utterance(utt_id="corrupt", audio=str(corrupt), num_samples=16000, sample_rate=16000,
+                             speaker="spk0"))
     manifest = root / "train.jsonl"
     write_manifest(manifest, utts)
     return root, manifest

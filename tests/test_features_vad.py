@@ -53,7 +53,8 @@ def test_vad_keeps_everything_when_there_is_no_silence():
 
 def test_vad_removes_a_long_internal_pause(speech):
     gap = np.zeros(32000, np.float32)
-    wave = np.concatenate([speech, gap, speech]) + np.random.default_rng(2).normal(0, 0.002, 2 * len(speech) + 32000).astype(np.float32)
+    wave = (np.concatenate([speech, gap, speech])
+            + np.random.default_rng(2).normal(0, 0.002, 2 * len(speech) + 32000).astype(np.float32))
     spans = speech_spans(wave)
     assert len(spans) >= 2
     trimmed, _ = remove_silence(wave)

@@ -105,7 +105,8 @@ def test_cli_label_rows_writes_one_phone_per_input_row_and_no_feature_set(tmp_pa
                  "--out", str(out), "--label-rows", "--no-progress"]) == 0
     assert not out.exists()
     source = FeatureSet(frames)
-    rows_of = {line.split()[0]: line.split()[1:] for line in (tmp_path / "new" / "rows.segments").read_text().splitlines()}
+    rows_of = {line.split()[0]: line.split()[1:]
+               for line in (tmp_path / "new" / "rows.segments").read_text().splitlines()}
     assert sorted(rows_of) == ["utt0", "utt3"]
     for utt, row_labels in rows_of.items():
         assert len(row_labels) == len(source[source.utt_ids.index(utt)])

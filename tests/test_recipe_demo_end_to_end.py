@@ -119,7 +119,8 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     scores = score_names(exp)
     assert {"decode/dev/score_phones", "decode/test/score_phones", "topline/score_test"} <= set(scores)
     assert not any(s["unit"] == "word" for s in scores.values())  # TIMIT: phones only
-    hyp_phones = {p for line in (exp / "decode" / "test" / "hyp.phn").read_text().splitlines() for p in line.split()[1:]}
+    hyp_phones = {p for line in (exp / "decode" / "test" / "hyp.phn").read_text().splitlines()
+                  for p in line.split()[1:]}
     inventory = set((exp / "text" / "phones.txt").read_text().split())
     assert hyp_phones <= inventory and "sil" not in hyp_phones
     # The alignment pictures' reference row holds TIMIT's own .PHN times, not a forced alignment.

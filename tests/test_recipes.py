@@ -39,7 +39,8 @@ def run_recipe(script: str, *args: str, check: bool = True) -> subprocess.Comple
 
 def stage_lines(output: str) -> list[str]:
     """The `Stage N: ...` log lines without their time stamps."""
-    return [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line) for line in output.splitlines() if re.match(r"^\[\d\d:\d\d:\d\d\] Stage", line)]
+    return [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line) for line in output.splitlines()
+            if re.match(r"^\[\d\d:\d\d:\d\d\] Stage", line)]
 
 
 def assert_feature_outputs(exp: Path, frontend: str, splits: list[str], dim: int) -> dict[str, dict]:
@@ -108,7 +109,9 @@ def _toy_recipe(tmp_path: Path) -> Path:
           [ "$fail" = no ] || stage_cmd false
           stage_cmd touch "$exp/after_failure_point"
         }}
-        ranks() {{ run_on_gpus 2 bash -c 'echo "gpu $CUDA_VISIBLE_DEVICES: $*" > "$0/rank$CUDA_VISIBLE_DEVICES"' "$exp"; }}
+        ranks() {{
+          run_on_gpus 2 bash -c 'echo "gpu $CUDA_VISIBLE_DEVICES: $*" > "$0/rank$CUDA_VISIBLE_DEVICES"' "$exp"
+        }}
         run_stage 1 "write $word" bash -c "echo $word > $exp/one.txt"
         run_stage 2 "copy it" two
         run_stage 3 "two ranks" ranks
@@ -298,7 +301,8 @@ def test_timit_recipe_ssl_frames_from_a_local_checkpoint_replace_the_mfcc_stages
     pipeline = json.loads((timit_run / "feats" / "ssl" / "transform" / "pipeline.json").read_text())
     assert (pipeline["clusters"], pipeline["pca_dim"]) == (8, None)  # PCA 512 is capped: 16 dims stay
     commands = (timit_run / "commands.sh").read_text()
-    assert f"--ssl-checkpoint {checkpoint} --layer 1 --cmvn none --dtype float16 --num-workers 1 --device cpu" in commands
+    assert (f"--ssl-checkpoint {checkpoint} --layer 1 --cmvn none --dtype float16 --num-workers 1 "
+            "--device cpu") in commands
     assert (timit_run / "feats" / "mfcc" / "segments" / "train" / "meta.json").is_file()  # MFCC outputs stay
 
 
@@ -356,7 +360,8 @@ def test_training_profile_sets_the_auto_sizes_and_explicit_values_win(script, tm
     assert (gpu["gan_updates"], gpu["seeds"], gpu["gan_conf"]) == ("150000", "7", "recipes/conf/gan_wav2vec_u.yaml")
     assert settings("--profile", "gpu")["gan_conf"] == "recipes/conf/gan_mfcc.yaml"
     # This machine (and CI) has no GPU: auto picks the CPU sizes.
-    assert settings()["profile"] == ("gpu" if subprocess.run("nvidia-smi -L", shell=True, capture_output=True).returncode == 0
+    assert settings()["profile"] == ("gpu" if subprocess.run("nvidia-smi -L", shell=True,
+                                                             capture_output=True).returncode == 0
                                      else "cpu")
     bad = run_recipe(script, "--stage", "99", "--exp", str(tmp_path / "bad"), "--profile", "tpu", check=False)
     assert bad.returncode == 2 and "--profile tpu" in bad.stderr

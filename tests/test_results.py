@@ -92,10 +92,12 @@ def experiment(tmp_path_factory) -> Path:
         {"utterances": 600, "segments": 32488, "phones": 19873, "segments_per_phone": 1.6348,
          "per_utterance": {"median": 1.63, "p10": 1.45, "p90": 1.88}, "share_fewer_segments_than_phones": 0.0,
          "frames_per_phone": 9.24}))
-    (exp / "timings.tsv").write_text("1\tbuild the corpus\t65\n2\ttext side\t12\n3\tMFCC frames\t30\n3\tMFCC frames\t31\n")
+    (exp / "timings.tsv").write_text("1\tbuild the corpus\t65\n2\ttext side\t12\n3\tMFCC frames\t30\n"
+                                     "3\tMFCC frames\t31\n")
     (exp / "settings.txt").write_text("stage=1\nsize=default\nexp=exp/demo\nnote=a=b\n")
     (exp / "commands.sh").write_text(
-        "#!/usr/bin/env bash\ncd /repo\n\n# Stage 1: build the corpus (2026-01-01 10:00:00)\npython -m data_prep.demo\n\n"
+        "#!/usr/bin/env bash\ncd /repo\n\n# Stage 1: build the corpus (2026-01-01 10:00:00)\n"
+        "python -m data_prep.demo\n\n"
         "# Stage 3: MFCC frames (2026-01-01 10:01:00)\npython -m asr_gan.features extract --old\n\n"
         "# Stage 2: text side (2026-01-01 10:02:00)\npython -m asr_gan.text\n\n"
         "# Stage 3: MFCC frames (2026-01-01 10:03:00)\npython -m asr_gan.features extract --new\n")
@@ -178,7 +180,8 @@ def test_collect_discovers_scores_sweep_segments_timings_settings_and_skips_othe
     assert selection.metrics_file.endswith("gan/sweep/code_penalty=0_seed0/metrics.jsonl")
     assert [r["best_metric"] for r in selection.runs] == [30.0, 31.0, 32.0, 33.0]
     assert selection.selected_run["best_step"] == 400
-    assert summary.curves == {"gan/sweep: code_penalty=0_seed0": selection.metrics_file}  # runs of a sweep: only the chosen
+    # runs of a sweep: only the chosen
+    assert summary.curves == {"gan/sweep: code_penalty=0_seed0": selection.metrics_file}
     assert [s["name"] for s in summary.segment_stats] == ["feats/mfcc/segments/train"]
     assert [(t.stage, t.seconds) for t in summary.timings] == [("1", 65.0), ("2", 12.0), ("3", 31.0)]
     assert summary.total_seconds == 108.0
@@ -257,8 +260,8 @@ def test_training_curves_mark_the_label_free_choice_and_survive_a_truncated_line
     gan_png = plot_training_curves(write_jsonl(tmp_path / "gan.jsonl", gan_log), tmp_path / "gan.png")
     assert assert_real_png(gan_png).shape[0] > image.shape[0]  # four panels
 
-    epochs = write_jsonl(tmp_path / "ctc" / "metrics.jsonl", [{"epoch": e, "train_loss": 3 - e / 3, "valid_per": 0.6 - e / 20}
-                                                              for e in range(1, 9)])
+    epochs = write_jsonl(tmp_path / "ctc" / "metrics.jsonl",
+                         [{"epoch": e, "train_loss": 3 - e / 3, "valid_per": 0.6 - e / 20} for e in range(1, 9)])
     assert_real_png(plot_training_curves(epochs, tmp_path / "ctc.png"), min_bytes=10_000)
     empty = write_jsonl(tmp_path / "empty.jsonl", [{"note": "nothing numeric"}])
     with pytest.raises(ValueError, match=r"empty\.jsonl: no record with a step"):

@@ -49,7 +49,8 @@ def test_text_prepare_cli_writes_design_outputs_end_to_end(tmp_path, capsys):
     report = json.loads((out / "prep_report.json").read_text())
     assert report["lines_not_utf8"] == 1 and report["references_skipped"] == {"dev": 1}
     assert NgramLM(out / "phone_lm.bin").order == 3 and NgramLM(out / "word_lm.bin").order == 2
-    assert NgramLM(out / "word_lm.bin").score("and god saw".split()) > NgramLM(out / "word_lm.bin").score("saw god and".split())
+    assert (NgramLM(out / "word_lm.bin").score("and god saw".split())
+            > NgramLM(out / "word_lm.bin").score("saw god and".split()))
 
     # A rerun skips everything; --force rebuilds.
     capsys.readouterr()
@@ -73,7 +74,8 @@ def test_phone_text_mode_builds_inventory_and_phone_lm_without_lexicon(tmp_path)
     phone_text = tmp_path / "train_text.phn"
     phone_text.write_text("sil dh ah sil\nsil k ae t sil\nsil dh ah k ae t sil\nsil zh sil\n")
     train = tmp_path / "train.jsonl"
-    write_manifest(train, [Utterance("fadg0-sa1", "/a.wav", 16000, 16000, "fadg0", words="the cat", phones="sil dh ah k ae t sil")])
+    write_manifest(train, [Utterance("fadg0-sa1", "/a.wav", 16000, 16000, "fadg0", words="the cat",
+                                     phones="sil dh ah k ae t sil")])
     out = tmp_path / "text"
     assert main(["--phone-text", str(phone_text), "--manifests", str(train), "--out", str(out),
                  "--min-phone-count", "2"]) == 0

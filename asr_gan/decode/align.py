@@ -22,8 +22,8 @@ Examples:
 A forced alignment gives each reference phone the positions from where the CTC model first emits it to where it
 last does, stretched over the blanks up to the next phone when they last under 0.1 s (CTC models emit a phone on
 few positions and blanks on the rest); longer gaps, and the audio before the first and after the last phone,
-become silence (the topline is trained without silence tokens, so a pause can only show as a long blank run). An utterance that cannot be read or aligned is reported with its
-file and skipped, and the next one is taken instead.
+become silence (the topline is trained without silence tokens, so a pause can only show as a long blank run). An
+utterance that cannot be read or aligned is reported with its file and skipped, and the next one is taken instead.
 """
 
 from __future__ import annotations

@@ -134,7 +134,8 @@ def phone_beam_search(log_probs: torch.Tensor | np.ndarray, inventory: PhoneInve
     config.validate()
     scores = torch.as_tensor(log_probs, dtype=torch.float32)
     if scores.ndim != 2 or scores.shape[1] != len(inventory):
-        raise ValueError(f"log-probs of shape {tuple(scores.shape)} do not match {len(inventory)} phones: expected (T, P)")
+        raise ValueError(f"log-probs of shape {tuple(scores.shape)} do not match {len(inventory)} phones: "
+                         "expected (T, P)")
     if length is not None:
         scores = scores[:length]
     total = scores.shape[0]

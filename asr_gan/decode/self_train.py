@@ -124,8 +124,9 @@ def split_holdout(data: LabelledSet, share: float, seed: int) -> tuple[LabelledS
     return subset(kept), subset(held)
 
 
-def choose_blank_penalty(model: CTCPhoneModel, holdout: LabelledSet | None, inventory: PhoneInventory, device: torch.device,
-                         candidates: Sequence[float], batch_frames: int, upsample: int) -> tuple[float, float | None]:
+def choose_blank_penalty(model: CTCPhoneModel, holdout: LabelledSet | None, inventory: PhoneInventory,
+                         device: torch.device, candidates: Sequence[float], batch_frames: int,
+                         upsample: int) -> tuple[float, float | None]:
     """Blank penalty whose greedy output agrees best with the held-out pseudo-labels: (penalty, agreement PER).
 
     Trained on noisy labels, a CTC model's blank wins most frames and greedy decoding deletes phones

@@ -106,7 +106,8 @@ def cmd_fit_transform(args: argparse.Namespace) -> int:
     return 0
 
 
-def segment_feature_set(pipeline: FeaturePipeline, features: FeatureSet, out: str | Path, dtype: str = "float32") -> FeatureSet:
+def segment_feature_set(pipeline: FeaturePipeline, features: FeatureSet, out: str | Path,
+                        dtype: str = "float32") -> FeatureSet:
     """Apply `pipeline.segments` to every utterance of `features`; writes a FeatureSet of segments."""
     dim = pipeline.pca.dim if pipeline.pca is not None else features.dim
     meta = {"source": str(features.directory), "frame_rate_source": features.meta.get("frame_rate")}

@@ -164,9 +164,11 @@ def my_shards(num_shards: int, shard: str | None) -> list[int]:
     return [k for k in range(num_shards) if k % world == rank]
 
 
-def _write_shard(out: Path, index: int, results: Iterator[UtteranceResult], frontend, config: ExtractConfig, bar) -> dict:
+def _write_shard(out: Path, index: int, results: Iterator[UtteranceResult], frontend, config: ExtractConfig,
+                 bar) -> dict:
     directory = shard_dir(out, index)
-    writer = FeatureSetWriter(directory, frontend.dim, config.dtype, meta={"shard": index, "frame_rate": frontend.frame_rate})
+    writer = FeatureSetWriter(directory, frontend.dim, config.dtype,
+                              meta={"shard": index, "frame_rate": frontend.frame_rate})
     skipped = []
     seconds = 0.0
     for result in results:

@@ -117,7 +117,8 @@ class FeaturePipeline:
         """The frame part (frontend, VAD, CMVN) a FeatureSet was extracted with, from its meta.json/cmvn.npz."""
         meta = feature_set.meta
         if "frontend" not in meta:
-            raise ValueError(f"{feature_set.directory}: meta.json has no frontend config; extract it with asr_gan.features")
+            raise ValueError(f"{feature_set.directory}: meta.json has no frontend config; "
+                             "extract it with asr_gan.features")
         cmvn_path = feature_set.directory / "cmvn.npz"
         cmvn = Cmvn.load(cmvn_path) if cmvn_path.is_file() else Cmvn(mode=meta.get("cmvn", "none"))
         vad = VadConfig.from_dict(meta["vad"]) if meta.get("vad") else None
@@ -166,7 +167,8 @@ class FeaturePipeline:
         directory = Path(directory)
         config_path = directory / "pipeline.json"
         if not config_path.is_file():
-            raise FileNotFoundError(f"{directory}: no pipeline.json; run `python -m asr_gan.features fit-transform` first")
+            raise FileNotFoundError(f"{directory}: no pipeline.json; "
+                                    "run `python -m asr_gan.features fit-transform` first")
         config = json.loads(config_path.read_text(encoding="utf-8"))
         pca = None
         if config.get("pca_dim"):

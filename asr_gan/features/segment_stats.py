@@ -149,7 +149,8 @@ def describe(stats: SegmentStats) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asr_gan.features.segment_stats",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--segments", required=True, help="segment FeatureSet folder (feats/<frontend>/segments/<split>)")
+    parser.add_argument("--segments", required=True,
+                        help="segment FeatureSet folder (feats/<frontend>/segments/<split>)")
     parser.add_argument("--labels", required=True, help="reference phones of the split (text/<split>.phn)")
     parser.add_argument("--out", help="JSON report (default: <segments>/segment_stats.json)")
     args = parser.parse_args(argv)

@@ -108,7 +108,8 @@ class FeatureSet:
         return self[self.index(utt_id)]
 
     def __repr__(self) -> str:
-        return f"FeatureSet({str(self.directory)!r}, utterances={len(self)}, frames={int(self.lengths.sum())}, dim={self.dim})"
+        return (f"FeatureSet({str(self.directory)!r}, utterances={len(self)}, frames={int(self.lengths.sum())}, "
+                f"dim={self.dim})")
 
 
 class FeatureSetWriter:

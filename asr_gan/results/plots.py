@@ -339,7 +339,8 @@ def plot_alignment(
     _draw_tier(axes[2], hypothesis, ["tab:green" if m else "tab:red" for m in matches], "HYP")
     axes[2].set_xlim(0, end)
     axes[2].set_xlabel("time (s)")
-    matched = f"{sum(matches)}/{len(matches)} hypothesis phones match the reference in time" if matches else "no hypothesis"
+    matched = (f"{sum(matches)}/{len(matches)} hypothesis phones match the reference in time" if matches
+               else "no hypothesis")
     axes[0].set_title(f"{title}: {matched}" if title else matched, fontsize=9)
     fig.tight_layout(h_pad=0.2)
     return _save(fig, out_png)

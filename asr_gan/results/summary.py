@@ -219,10 +219,12 @@ def read_timings(path: str | Path) -> list[StageTiming]:
         try:
             stage, description, seconds = parts[0], parts[1], float(parts[2])
         except (IndexError, ValueError):
-            raise ResultFileError(f"{path}:{lineno}: expected 'stage<TAB>description<TAB>seconds', got {line!r}") from None
+            raise ResultFileError(f"{path}:{lineno}: expected 'stage<TAB>description<TAB>seconds', "
+                                  f"got {line!r}") from None
         runs = latest[stage].runs + 1 if stage in latest else 1
         latest[stage] = StageTiming(stage, description, seconds, runs)
-    return sorted(latest.values(), key=lambda t: (not t.stage.isdigit(), int(t.stage) if t.stage.isdigit() else 0, t.stage))
+    return sorted(latest.values(),
+                  key=lambda t: (not t.stage.isdigit(), int(t.stage) if t.stage.isdigit() else 0, t.stage))
 
 
 def read_settings(path: str | Path) -> dict[str, str]:
@@ -417,14 +419,16 @@ def _selection_section(selection: Selection) -> list[str]:
         lines.append(f"No run logged `{metric}`; nothing selected (`{selection.path}`).")
     else:
         at = f" at step {chosen['best_step']}" if chosen.get("best_step") is not None else ""
-        lines.append(f"Selected run **{selection.selected}**: lowest `{metric}` = {_cell(_number(chosen.get('best_metric')))}"
-                     f"{at}, chosen without any transcription.")
+        lines.append(f"Selected run **{selection.selected}**: lowest `{metric}` = "
+                     f"{_cell(_number(chosen.get('best_metric')))}{at}, chosen without any transcription.")
         if _number(chosen.get("per")) is not None:
             best_per = min((p for r in selection.runs if (p := _number(r.get("min_per"))) is not None), default=None)
             lines.append(f"Its PER at that record is {_percent(_number(chosen.get('per')))} (lowest PER any run "
-                         f"logged: {_percent(best_per)}); the PER is shown to judge the choice, it played no part in it.")
+                         f"logged: {_percent(best_per)}); the PER is shown to judge the choice, it played no part "
+                         "in it.")
     share = "-" if selection.converged_share is None else f"{100 * selection.converged_share:.0f}%"
-    lines += [f"Converged: {share} of {len(selection.runs)} runs ({selection.convergence_rule or 'rule not given'}).", ""]
+    lines += [f"Converged: {share} of {len(selection.runs)} runs "
+              f"({selection.convergence_rule or 'rule not given'}).", ""]
     grid_keys = sorted({k for r in selection.runs for k in (r.get("overrides") or {})})
     header = ["run", "seed", *grid_keys, f"best {metric}", "at step", "PER (selected record)", "min PER", "converged",
               "status"]
@@ -463,7 +467,8 @@ def _timings_section(summary: Summary) -> list[str]:
     rows = [[t.stage, _cell(t.description), _duration(t.seconds) + (f" (ran {t.runs}x)" if t.runs > 1 else "")]
             for t in summary.timings]
     rows.append(["", "**total**", f"**{_duration(summary.total_seconds)}**"])
-    return ["## Stage timings (wall clock, last run of each stage)", "", *_table(["stage", "what", "time"], rows, "llr"), ""]
+    return ["## Stage timings (wall clock, last run of each stage)", "",
+            *_table(["stage", "what", "time"], rows, "llr"), ""]
 
 
 def render_markdown(summary: Summary) -> str:
@@ -513,7 +518,8 @@ def draw_pictures(summary: Summary, out_dir: Path, alignments: dict[str, Any] | 
     for name, metrics in summary.curves.items():
         metric_key = next((s.metric_key for s in summary.selections if s.metrics_file == metrics), "weighted_lm_ppl")
         try:
-            png = plot_training_curves(metrics, pictures / f"curves_{_slug(name)}.png", title=name, metric_key=metric_key)
+            png = plot_training_curves(metrics, pictures / f"curves_{_slug(name)}.png", title=name,
+                                       metric_key=metric_key)
         except (ValueError, OSError) as err:
             summary.notes.append(f"training curves of {name}: {err}")
             continue

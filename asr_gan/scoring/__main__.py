@@ -12,7 +12,8 @@ With --out it writes there:
   result.json    totals, missing / extra utterance ids, the options used
   alignment.txt  REF/HYP/EVAL alignment of every utterance, worst first (asr_gan.scoring.report)
   ref.trn, hyp.trn  the scored tokens (after folding / silence removal) in sclite trn format; missing utterances
-                 appear in hyp.trn as empty transcripts `(utt_id)`, so `sclite -r ref.trn trn -h hyp.trn trn -i rm` sees the same set
+                 appear in hyp.trn as empty transcripts `(utt_id)`, so `sclite -r ref.trn trn -h hyp.trn trn -i rm`
+                 sees the same set
 Exit status: 0 when scored (also with missing utterances), 1 when a file cannot be read or nothing can be scored.
 """
 

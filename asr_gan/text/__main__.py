@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> TextPrepConfig:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--corpus-text", help="unpaired text, one sentence per line (word mode)")
     source.add_argument("--phone-text", help="unpaired phone text, silence `sil` (TIMIT mode: no lexicon, no word LM)")
-    parser.add_argument("--manifests", nargs="*", default=[], help="manifests whose <split>.wrd/.phn references to write")
+    parser.add_argument("--manifests", nargs="*", default=[],
+                        help="manifests whose <split>.wrd/.phn references to write")
     parser.add_argument("--out", required=True, help="output folder (the recipe's text/)")
     parser.add_argument("--sil-prob", type=float, default=defaults.sil_prob,
                         help="probability of <SIL> between words (wav2vec-U recipe: 0.25)")
@@ -70,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KenLMNotFound, FileNotFoundError, ValueError) as err:
         print(f"[text] error: {err}", file=sys.stderr)
         return 1
-    print(f"[text] done in {time.time() - start:.1f} s: {report.sentences_written or 'unchanged'} phonemised sentences, "
-          f"{report.num_phones} phones, references {report.references or 'unchanged'}; see {config.out}/prep_report.json")
+    print(f"[text] done in {time.time() - start:.1f} s: {report.sentences_written or 'unchanged'} phonemised "
+          f"sentences, {report.num_phones} phones, references {report.references or 'unchanged'}; "
+          f"see {config.out}/prep_report.json")
     return 0
 
 

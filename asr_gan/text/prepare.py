@@ -261,7 +261,8 @@ def _prepare_phone_text(config: TextPrepConfig, report: TextPrepReport) -> None:
     report.num_phones = len(inventory)
 
 
-def _write_references(manifest: Path, config: TextPrepConfig, report: TextPrepReport, pronouncer: Pronouncer | None) -> None:
+def _write_references(manifest: Path, config: TextPrepConfig, report: TextPrepReport,
+                      pronouncer: Pronouncer | None) -> None:
     """`<split>.wrd` and `<split>.phn` for one manifest; utterances without usable text are reported."""
     split = manifest.name.removesuffix(".jsonl")
     utterances = read_manifest(manifest)
@@ -278,7 +279,8 @@ def _write_references(manifest: Path, config: TextPrepConfig, report: TextPrepRe
             phones = [p for pron in prons for p in pron]
         else:
             skipped += 1
-            message = f"{manifest}: {utt.utt_id}: no reference phones (no phones field, words unpronounceable or absent)"
+            message = (f"{manifest}: {utt.utt_id}: no reference phones "
+                       "(no phones field, words unpronounceable or absent)")
             log.warning(message)
             report.problems.append(message)
             continue

@@ -461,7 +461,8 @@ def parse_args(argv: list[str] | None = None) -> CTCTrainConfig:
         parser.add_argument(f"--{name}", type=kind)
     parser.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA too")
     parser.add_argument("--eval", nargs="*", default=[], metavar="NAME=FEATURES:LABELS",
-                        help="after training, write the best model's greedy hypotheses of these sets to OUT/NAME_hyp.phn")
+                        help="after training, write the best model's greedy hypotheses of these sets to "
+                             "OUT/NAME_hyp.phn")
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
     if args.config:

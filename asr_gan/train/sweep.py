@@ -382,8 +382,8 @@ def markdown_table(summary: SweepSummary, metric_key: str) -> str:
 
 
 def setting_table(summary: SweepSummary, grid_keys: list[str]) -> list[str]:
-    """One row per setting (grid combination or named setting) over its seeds: PER of each seed's selected record (mean, population std,
-    best) and how many seeds converged."""
+    """One row per setting (grid combination or named setting) over its seeds: PER of each seed's selected record
+    (mean, population std, best) and how many seeds converged."""
     groups: dict[Any, list[RunResult]] = {}
     # Named settings (--settings) have names without "="; grid runs are grouped by their values.
     named = any(r.setting and "=" not in r.setting for r in summary.runs)
