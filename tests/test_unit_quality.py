@@ -94,7 +94,7 @@ def test_row_labels_spread_over_the_frames_of_each_run_and_a_half_rate_reads_eve
     result = json.loads(out.read_text())
     assert result["skipped"] == 1
     # every second frame of the 11 kept utterances, each read with its own phone
-    assert result["results"][0]["frames"] == sum((len(u) + 1) // 2 for i, u in enumerate(utts) if i != 3)
+    assert result["results"][0]["rows"] == sum((len(u) + 1) // 2 for i, u in enumerate(utts) if i != 3)
     assert result["results"][0]["pnmi"] > 0.8
 
 

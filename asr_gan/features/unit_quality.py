@@ -6,7 +6,8 @@ measures of a unit inventory against phone labels, as in the HuBERT paper:
 - PNMI, phone-normalised mutual information: I(phone; cluster) / H(phone), 0 for clusters that ignore the
   phone, 1 for clusters that determine it.
 The features are standardised, optionally spliced with their neighbours (`--splice N`: frames t-N..t+N side by
-side), and clustered with the segmenter's k-means for every `--clusters` count.
+side), and clustered with the segmenter's k-means for every `--clusters` count. Any rows work in place of frames:
+segments with one label each (the unpooled k-means runs a decipherment reads, a toy task's segment vectors).
 
 Labels, one phone per row (`utt ph1 ph2 ...`), either
 - of the frames themselves, or
@@ -44,7 +45,7 @@ class UnitQuality:
     clusters: int
     purity: float
     pnmi: float
-    frames: int
+    rows: int  # feature rows clustered (frames, or segments)
 
 
 def frame_labels(labels: dict[str, list[str]], frames: FeatureSet, transform: FeaturePipeline | None,
@@ -151,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"[unit_quality] error: {err}", file=sys.stderr)
         return 1
-    print("| clusters | purity | PNMI | frames |\n|---:|---:|---:|---:|")
+    print("| clusters | purity | PNMI | rows |\n|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r.clusters} | {r.purity:.3f} | {r.pnmi:.3f} | {r.frames} |")
+        print(f"| {r.clusters} | {r.purity:.3f} | {r.pnmi:.3f} | {r.rows} |")
     if args.out:
         report = {"features": args.features, "labels": args.labels, "label_transform": args.label_transform,
                   "splice": args.splice, "skipped": len(skipped), "results": [asdict(r) for r in results]}
