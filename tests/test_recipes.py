@@ -279,6 +279,20 @@ def test_timit_recipe_prepares_phone_mode_text_and_mfcc_segments(timit_run):
     assert "--clusters 32" in (exp / "commands.sh").read_text()
 
 
+def test_unit_quality_places_the_timit_recipe_frames_in_the_phn_times(timit_run, tmp_path):
+    from asr_gan.features.unit_quality import main as unit_quality
+
+    frames = timit_run / "feats" / "mfcc" / "train"
+    out = tmp_path / "units.json"
+    assert unit_quality(["--features", str(frames), "--ctm", str(timit_run / "data" / "train.ref.ctm"),
+                         "--clusters", "8", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    result = report["results"][0]
+    assert report["skipped"] == 0 and 0 < result["pnmi"] < 1
+    # every frame inside the .PHN spans (all but the dropped `q`s and the window's overhang) is measured
+    assert 0.9 * FeatureSet(frames).lengths.sum() < result["rows"] <= FeatureSet(frames).lengths.sum()
+
+
 def test_timit_recipe_ssl_frames_from_a_local_checkpoint_replace_the_mfcc_stages(timit_run):
     transformers = pytest.importorskip("transformers")
     import torch

@@ -12,7 +12,7 @@ from asr_gan.features.frontends import FrontendConfig
 from asr_gan.features.normalization import Cmvn
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
-from asr_gan.features.unit_quality import frame_labels, main, measure, splice
+from asr_gan.features.unit_quality import ctm_frame_labels, frame_labels, main, measure, splice
 
 PHONES = ["a", "b", "c", "d"]
 
@@ -115,3 +115,36 @@ def test_missing_labels_and_a_rate_that_does_not_divide_are_named(tmp_path, caps
     assert main(["--features", str(tmp_path / "frames"), "--labels", str(write_labels(tmp_path / "x.segments",
                  [["a"] * 9]))]) == 1
     assert "no utterance has labels" in capsys.readouterr().err
+
+
+def test_time_marks_label_each_frame_by_its_centre_and_leave_gaps_out(tmp_path, capsys):
+    meta = {"frame_rate": 100.0, "frontend": {"kind": "mfcc", "frame_length_ms": 25.0}}
+    rng = np.random.default_rng(3)
+    with FeatureSetWriter(tmp_path / "frames", 3, meta=meta) as writer:
+        writer.add("u0", rng.normal(size=(10, 3)))
+        writer.add("u1", rng.normal(size=(400, 3)))
+        writer.add("u2", rng.normal(size=(5, 3)))
+    frames = FeatureSet(tmp_path / "frames")
+    # centres at 12.5, 22.5, ... ms; nothing between 80 and 100 ms
+    ctm = {"u0": [("a", 0.0, 0.05), ("b", 0.05, 0.08), ("c", 0.10, 0.20)],
+           "u1": [(PHONES[i % 4], i * 0.1, (i + 1) * 0.1) for i in range(41)]}
+    skipped: list[str] = []
+    labels = ctm_frame_labels(ctm, frames, skipped)
+    assert list(labels["u0"]) == ["a"] * 4 + ["b"] * 3 + ["", ""] + ["c"]
+    assert skipped == ["u2: not in the CTM"]
+
+    lines = [f"{u} 1 {start:.3f} {end - start:.3f} {p}\n" for u, spans in ctm.items() for p, start, end in spans]
+    (tmp_path / "ref.ctm").write_text("".join(lines), encoding="utf-8")
+    out = tmp_path / "q.json"
+    assert main(["--features", str(tmp_path / "frames"), "--ctm", str(tmp_path / "ref.ctm"), "--clusters", "4",
+                 "--out", str(out)]) == 0
+    assert "skipped u2: not in the CTM" in capsys.readouterr().err
+    assert json.loads(out.read_text())["results"][0]["rows"] == 8 + 400  # the two gap frames left out
+
+    assert main(["--features", str(tmp_path / "frames"), "--ctm", str(tmp_path / "ref.ctm"), "--label-frames",
+                 str(tmp_path / "frames")]) == 1
+    assert "--label-transform and --label-frames are for --labels" in capsys.readouterr().err
+    with FeatureSetWriter(tmp_path / "vad", 3, meta={**meta, "vad": {"threshold": 0.1}}) as writer:
+        writer.add("u0", rng.normal(size=(10, 3)))
+    with pytest.raises(ValueError, match="VAD removed frames"):
+        ctm_frame_labels(ctm, FeatureSet(tmp_path / "vad"), [])

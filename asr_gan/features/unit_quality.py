@@ -9,19 +9,24 @@ The features are standardised, optionally spliced with their neighbours (`--spli
 side), and clustered with the segmenter's k-means for every `--clusters` count. Any rows work in place of frames:
 segments with one label each (the unpooled k-means runs a decipherment reads, a toy task's segment vectors).
 
-Labels, one phone per row (`utt ph1 ph2 ...`), either
-- of the frames themselves, or
-- of rows that a segmenter cut from frames (`--label-transform` the segmenter's folder, `--label-frames` the
-  frames it cut; e.g. a topline's alignment of the unpooled k-means runs, `asr_gan.train.oracle_segments
-  --label-rows`): every frame of a row gets the row's phone.
-Features at a lower frame rate than the labelled frames (a model's layer at 50 Hz against 100 Hz MFCC) read
-every n-th label, n the ratio of the two `frame_rate`s in meta.json. Labels come from a supervised alignment, so
-their errors lower both measures: compare feature kinds against the same labels, not against other papers.
-An utterance without labels, or whose rows do not match its labels, is named and skipped.
+Labels, one of:
+- time marks (`--ctm`, `utt channel start duration phone`, e.g. the `<split>.ref.ctm` of TIMIT's hand alignment
+  that `data_prep.timit` writes): a frame takes the phone whose span holds its centre (frame start plus half the
+  frontend's window; half a frame for other features); frames outside every span are left out;
+- one phone per row of the features (`--labels`, `utt ph1 ph2 ...`);
+- one phone per row that a segmenter cut from frames (`--labels` with `--label-transform` the segmenter's folder
+  and `--label-frames` the frames it cut; e.g. a topline's alignment of the unpooled k-means runs,
+  `asr_gan.train.oracle_segments --label-rows`): every frame of a row gets the row's phone. Features at a lower
+  frame rate than those frames (a model's layer at 50 Hz against 100 Hz MFCC) read every n-th label, n the ratio
+  of the two `frame_rate`s in meta.json.
+Labels from a supervised alignment carry its errors, which lower both measures: compare feature kinds against
+the same labels. An utterance without labels, or whose rows do not match its labels, is named and skipped.
 
 CLI: python -m asr_gan.features.unit_quality --features exp/demo/feats/mfcc/train \\
         --labels exp/demo/nopool_rows/train.segments --label-transform exp/demo/feats/mfcc/transform_nopool \\
         --label-frames exp/demo/feats/mfcc/train --clusters 40 100 300 --out exp/demo/unit_quality/mfcc.json
+     python -m asr_gan.features.unit_quality --features exp/timit_matched/feats/mfcc/train \\
+        --ctm exp/timit_matched/data/train.ref.ctm
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ import numpy as np
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
 from asr_gan.features.storage import FeatureSet
+from asr_gan.scoring.ctm import TimedPhone, read_ctm
 from asr_gan.train.ctc import read_phone_labels
+
+UNLABELLED = ""  # a frame outside every span of a CTM
 
 
 @dataclass
@@ -65,6 +73,35 @@ def frame_labels(labels: dict[str, list[str]], frames: FeatureSet, transform: Fe
             skipped.append(f"{utt}: {len(phones)} labels for {len(lengths)} rows")
             continue
         out[utt] = np.repeat(phones, lengths)
+    return out
+
+
+def ctm_frame_labels(ctm: dict[str, list[TimedPhone]], frames: FeatureSet,
+                     skipped: list[str]) -> dict[str, np.ndarray]:
+    """One phone per frame of `frames` from time marks (`UNLABELLED` outside every span); utterances missing from
+    the CTM are added to `skipped`."""
+    meta = frames.meta
+    if meta.get("vad"):
+        raise ValueError(f"{frames.directory}: the VAD removed frames, so frame times are unknown; "
+                         "extract the features without --vad to measure them against time marks")
+    rate = meta.get("frame_rate")
+    if not rate:
+        raise ValueError(f"{frames.directory}: meta.json has no frame_rate; cannot place frames in time")
+    frontend = meta.get("frontend") or {}
+    windowed = frontend.get("kind") in ("mfcc", "fbank", "kaldi_fbank")
+    half_window = frontend.get("frame_length_ms", 25.0) / 2000 if windowed else 0.5 / rate
+    out: dict[str, np.ndarray] = {}
+    for i, utt in enumerate(frames.utt_ids):
+        if utt not in ctm:
+            skipped.append(f"{utt}: not in the CTM")
+            continue
+        starts = np.array([start for _, start, _ in ctm[utt]])
+        ends = np.array([end for _, _, end in ctm[utt]])
+        names = np.array([phone for phone, _, _ in ctm[utt]], dtype=object)
+        centres = np.arange(frames.lengths[i]) / rate + half_window
+        span = np.clip(np.searchsorted(starts, centres, side="right") - 1, 0, None)
+        inside = (centres >= starts[span]) & (centres < ends[span])
+        out[utt] = np.where(inside, names[span], UNLABELLED)
     return out
 
 
@@ -111,8 +148,9 @@ def unit_quality(features: FeatureSet, labels: dict[str, np.ndarray], step: int,
             continue
         lab = labels[utt][::step]
         n = min(len(lab), int(features.lengths[i]))  # a model's last frame may lack a full window
-        rows.append(splice(np.asarray(features[i], dtype=np.float32), context)[:n])
-        phones.append(lab[:n])
+        keep = lab[:n] != UNLABELLED
+        rows.append(splice(np.asarray(features[i], dtype=np.float32), context)[:n][keep])
+        phones.append(lab[:n][keep])
     if not rows:
         raise ValueError(f"{features.directory}: no utterance has labels")
     x = np.concatenate(rows)
@@ -130,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asr_gan.features.unit_quality",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--features", required=True, help="FeatureSet of frames to cluster")
-    p.add_argument("--labels", required=True, help="one phone per row: `utt ph1 ph2 ...`")
+    labels = p.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help="one phone per row: `utt ph1 ph2 ...`")
+    labels.add_argument("--ctm", help="phone time marks: `utt channel start duration phone`")
     p.add_argument("--label-transform", help="segmenter folder that cut the labelled rows from --label-frames")
     p.add_argument("--label-frames", help="the frames the labelled rows were cut from (default: --features)")
     p.add_argument("--clusters", type=int, nargs="+", default=[50, 100, 200])
@@ -144,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         label_frames = FeatureSet(args.label_frames) if args.label_frames else features
         transform = FeaturePipeline.load(args.label_transform) if args.label_transform else None
         skipped: list[str] = []
-        labels = frame_labels(read_phone_labels(args.labels), label_frames, transform, skipped)
+        if args.ctm:
+            if args.label_transform or args.label_frames:
+                raise ValueError("--ctm places the features' own frames in time; "
+                                 "--label-transform and --label-frames are for --labels")
+            labels = ctm_frame_labels(read_ctm(args.ctm), features, skipped)
+        else:
+            labels = frame_labels(read_phone_labels(args.labels), label_frames, transform, skipped)
         for line in skipped:
             print(f"[unit_quality] skipped {line}", file=sys.stderr)
         results = unit_quality(features, labels, frame_step(features, label_frames), args.clusters, args.splice,
@@ -156,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(f"| {r.clusters} | {r.purity:.3f} | {r.pnmi:.3f} | {r.rows} |")
     if args.out:
-        report = {"features": args.features, "labels": args.labels, "label_transform": args.label_transform,
+        report = {"features": args.features, "labels": args.labels or args.ctm, "label_transform": args.label_transform,
                   "splice": args.splice, "skipped": len(skipped), "results": [asdict(r) for r in results]}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
