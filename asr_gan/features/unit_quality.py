@@ -168,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asr_gan.features.unit_quality",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--features", required=True, help="FeatureSet of frames to cluster")
-    labels = p.add_mutually_exclusive_group(required=True)
-    labels.add_argument("--labels", help="one phone per row: `utt ph1 ph2 ...`")
-    labels.add_argument("--ctm", help="phone time marks: `utt channel start duration phone`")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--labels", help="one phone per row: `utt ph1 ph2 ...`")
+    source.add_argument("--ctm", help="phone time marks: `utt channel start duration phone`")
     p.add_argument("--label-transform", help="segmenter folder that cut the labelled rows from --label-frames")
     p.add_argument("--label-frames", help="the frames the labelled rows were cut from (default: --features)")
     p.add_argument("--clusters", type=int, nargs="+", default=[50, 100, 200])
