@@ -8,9 +8,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 log() { echo "[setup] $*"; }
 
-# 1. Debian packages: TTS voices for the demo corpus, sox, NIST sclite, and what KenLM's build needs.
+# 1. Debian packages: TTS voices for the demo corpus, sox, NIST sclite, what KenLM's build needs, and the word
+# lists of eight other languages that the phone encoder's training sentences come from (asr_gan.features.encoder).
 apt_packages=(espeak-ng flite sox libsox-fmt-all sctk bible-kjv cmake g++ libboost-program-options-dev
-  libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev libsndfile1)
+  libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev libsndfile1
+  wngerman wspanish wfrench witalian wdutch wportuguese wpolish wswedish)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from asr_gan.features.encoder.checkpoint import ENCODER_LAYER
 from asr_gan.features.extract import ExtractConfig, SettingsMismatch, extract, merge_shards
 from asr_gan.features.frontends import FrontendConfig
 from asr_gan.features.pipeline import FeaturePipeline, SegmentConfig
@@ -38,14 +39,16 @@ def _print_config(name: str, config) -> None:
 
 
 def _extract_config(args: argparse.Namespace) -> ExtractConfig:
-    kind = "ssl" if args.ssl_checkpoint else args.frontend
+    kind = "ssl" if args.ssl_checkpoint else "encoder" if args.encoder_checkpoint else args.frontend
+    layer = args.layer if args.layer is not None else ENCODER_LAYER if kind == "encoder" else 14
     frontend = FrontendConfig(
         kind=kind,
         num_ceps=args.num_ceps,
         num_mels=args.num_mels,
         deltas=not args.no_deltas,
         ssl_checkpoint=args.ssl_checkpoint,
-        layer=args.layer,
+        layer=layer,
+        encoder_checkpoint=args.encoder_checkpoint,
         device=args.device,
     )
     return ExtractConfig(
@@ -155,12 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="manifest -> FeatureSet of frames")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--frontend", default="mfcc", choices=["mfcc", "fbank", "kaldi_fbank", "ssl"])
+    p.add_argument("--frontend", default="mfcc", choices=["mfcc", "fbank", "kaldi_fbank", "ssl", "encoder"],
+                   help="encoder: the cross-lingual phone encoder shipped in the package (asr_gan.features.encoder)")
     p.add_argument("--num-ceps", type=int, default=13)
     p.add_argument("--num-mels", type=int, default=80)
     p.add_argument("--no-deltas", action="store_true", help="MFCC without deltas and delta-deltas")
     p.add_argument("--ssl-checkpoint", help="fairseq .pt file or Hugging Face folder (implies --frontend ssl)")
-    p.add_argument("--layer", type=int, default=14, help="0-based transformer block (wav2vec-U: 14 of 24)")
+    p.add_argument("--encoder-checkpoint", help="a phone encoder of `python -m asr_gan.features.encoder train` "
+                   "(implies --frontend encoder; default: the shipped one)")
+    p.add_argument("--layer", type=int, help="ssl: 0-based transformer block (default 14, wav2vec-U's 15 of 24); "
+                   f"encoder: 0 (stem) to its last block (default {ENCODER_LAYER})")
     p.add_argument("--cmvn", default="utterance", choices=["none", "utterance", "speaker", "global"])
     p.add_argument("--vad", action="store_true", help="remove silence with the energy VAD before the frontend")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16"])

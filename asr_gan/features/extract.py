@@ -264,8 +264,11 @@ def merge_shards(config: ExtractConfig, utts: list[Utterance] | None = None) -> 
 
 
 def build_frame_rate(frontend: FrontendConfig) -> float:
-    """Frames per second of a frontend, without loading an SSL model (its conv stride is 320 samples)."""
-    return SAMPLE_RATE / 320 if frontend.kind == "ssl" else 1000.0 / frontend.frame_shift_ms
+    """Frames per second of a frontend, without loading an SSL model (its conv stride is 320 samples) or the
+    phone encoder (its stem halves the log-mel rate)."""
+    if frontend.kind == "ssl":
+        return SAMPLE_RATE / 320
+    return 1000.0 / frontend.frame_shift_ms / (2 if frontend.kind == "encoder" else 1)
 
 
 # --------------------------------------------------------------------------------------------------------- run

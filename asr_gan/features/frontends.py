@@ -1,7 +1,7 @@
 """Spectral frontends: 16 kHz waveform -> per-frame features at a 10 ms hop (MFCC, log-mel, Kaldi fbank).
 
-Self-supervised frontends (wav2vec 2.0 / HuBERT / WavLM) live in `asr_gan.features.ssl`; `build_frontend`
-returns either kind behind the same call: `frontend(wave (samples,)) -> (T, D) float32`.
+Self-supervised frontends (wav2vec 2.0 / HuBERT / WavLM) live in `asr_gan.features.ssl`, the shipped
+cross-lingual phone encoder in `asr_gan.features.encoder`; `build_frontend` returns any kind behind the same call: `frontend(wave (samples,)) -> (T, D) float32`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SAMPLE_RATE = 16000
 class FrontendConfig:
     """Which features to compute. Defaults: Kaldi-style 25 ms windows every 10 ms."""
 
-    kind: str = "mfcc"  # mfcc | fbank | kaldi_fbank | ssl
+    kind: str = "mfcc"  # mfcc | fbank | kaldi_fbank | ssl | encoder
     num_ceps: int = 13  # MFCC coefficients before deltas (13 + deltas + delta-deltas = 39)
     num_mels: int = 80  # mel bands for fbank/kaldi_fbank; MFCC uses `mfcc_mels`
     mfcc_mels: int = 40  # Kaldi's default for MFCC is 23 bands at 8 kHz; 40 is the usual choice at 16 kHz
@@ -27,7 +27,8 @@ class FrontendConfig:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     ssl_checkpoint: str | None = None  # kind=ssl: fairseq .pt file or Hugging Face folder
-    layer: int = 14  # kind=ssl: 0-based transformer block; wav2vec-U uses block 15 of 24 = index 14
+    layer: int = 14  # kind=ssl: 0-based transformer block; wav2vec-U uses block 15 of 24 = index 14; kind=encoder: layer
+    encoder_checkpoint: str | None = None  # kind=encoder: a phone encoder checkpoint; None = the shipped one
     device: str | None = None  # None: cuda when available, else cpu
 
     def to_dict(self) -> dict:
@@ -174,4 +175,8 @@ def build_frontend(config: FrontendConfig) -> Frontend:
         if not config.ssl_checkpoint:
             raise ValueError("frontend kind 'ssl' needs --ssl-checkpoint (a fairseq .pt file or a Hugging Face folder)")
         return SslFrontend(config.ssl_checkpoint, layer=config.layer, device=config.device)
-    raise ValueError(f"unknown frontend {config.kind!r}; choose mfcc, fbank, kaldi_fbank or ssl")
+    if config.kind == "encoder":
+        from asr_gan.features.encoder.frontend import EncoderFrontend
+
+        return EncoderFrontend(config.encoder_checkpoint, layer=config.layer, device=config.device)
+    raise ValueError(f"unknown frontend {config.kind!r}; choose mfcc, fbank, kaldi_fbank, ssl or encoder")
