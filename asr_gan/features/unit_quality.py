@@ -139,9 +139,9 @@ def measure(cluster_ids: np.ndarray, phone_ids: np.ndarray, num_clusters: int, n
     return purity, (mutual / phone_entropy if phone_entropy > 0 else 0.0)
 
 
-def unit_quality(features: FeatureSet, labels: dict[str, np.ndarray], step: int, clusters: list[int],
-                 context: int = 0, seed: int = 0, device: str | None = None) -> list[UnitQuality]:
-    """Cluster the labelled utterances' frames (standardised, spliced) for each count in `clusters`."""
+def labelled_rows(features: FeatureSet, labels: dict[str, np.ndarray], step: int,
+                  context: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled utterances' frames (N, D), spliced, and their phones (N,) (unlabelled frames left out)."""
     rows, phones = [], []
     for i, utt in enumerate(features.utt_ids):
         if utt not in labels:
@@ -153,9 +153,15 @@ def unit_quality(features: FeatureSet, labels: dict[str, np.ndarray], step: int,
         phones.append(lab[:n][keep])
     if not rows:
         raise ValueError(f"{features.directory}: no utterance has labels")
-    x = np.concatenate(rows)
+    return np.concatenate(rows), np.concatenate(phones)
+
+
+def unit_quality(features: FeatureSet, labels: dict[str, np.ndarray], step: int, clusters: list[int],
+                 context: int = 0, seed: int = 0, device: str | None = None) -> list[UnitQuality]:
+    """Cluster the labelled utterances' frames (standardised, spliced) for each count in `clusters`."""
+    x, phones = labelled_rows(features, labels, step, context)
     x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-5)
-    inventory, phone_ids = np.unique(np.concatenate(phones), return_inverse=True)
+    inventory, phone_ids = np.unique(phones, return_inverse=True)
     results = []
     for k in clusters:
         ids = assign_clusters(x, fit_kmeans(x, k, seed=seed, device=device))

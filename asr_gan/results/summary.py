@@ -102,6 +102,8 @@ class Summary:
     scores: list[Score] = field(default_factory=list)
     selections: list[Selection] = field(default_factory=list)
     segment_stats: list[dict[str, Any]] = field(default_factory=list)
+    # rows of asr_gan.features.frontend_quality (unit_quality.json): front-ends' purity, PNMI, linear probe
+    unit_quality: list[dict[str, Any]] = field(default_factory=list)
     timings: list[StageTiming] = field(default_factory=list)
     total_seconds: float = 0.0
     settings: dict[str, str] = field(default_factory=dict)
@@ -359,6 +361,16 @@ def collect(spec: ResultSpec) -> Summary:
             notes.append(f"{len(loose)} metrics.jsonl files outside sweeps; curves drawn for the first "
                          f"{MAX_DISCOVERED_CURVES} (pass --metrics NAME=PATH for others)")
 
+    if spec.discover and (exp / "unit_quality.json").is_file():
+        try:
+            rows = _read_json(exp / "unit_quality.json")
+        except ResultFileError as err:
+            notes.append(f"{err}; left out")
+        else:
+            if isinstance(rows, list) and all(isinstance(r, dict) and "frontend" in r for r in rows):
+                summary.unit_quality = rows
+            else:
+                notes.append(f"{exp / 'unit_quality.json'}: not a list of front-end rows; left out")
     if (exp / "timings.tsv").is_file():
         summary.timings = read_timings(exp / "timings.tsv")
         summary.total_seconds = sum(t.seconds for t in summary.timings)
@@ -461,6 +473,19 @@ def _segments_section(summary: Summary) -> list[str]:
     return lines + _table(header, rows, "lrrrrr") + [""]
 
 
+def _unit_quality_section(summary: Summary) -> list[str]:
+    if not summary.unit_quality:
+        return []
+    from asr_gan.features.frontend_quality import markdown_table
+
+    clusters = sorted({int(r["clusters"]) for r in summary.unit_quality if "clusters" in r})
+    return ["## Input side: how phone-like each front-end's units are", "",
+            "PNMI of k-means units (fitted on the training voices) against aligned phones, on the training voices "
+            "and the held-out test voices, and the frame error of a linear probe trained on the training voices "
+            "(`unit_quality.json`, `python -m asr_gan.features.frontend_quality`).", "",
+            markdown_table(summary.unit_quality, clusters), ""]
+
+
 def _timings_section(summary: Summary) -> list[str]:
     if not summary.timings:
         return []
@@ -490,6 +515,7 @@ def render_markdown(summary: Summary) -> str:
                   "Reference (blue) and hypothesis phones in time; green hypothesis phones carry the label of the "
                   "reference phone they overlap most, red ones do not.", ""]
         lines += [f"![{Path(p).stem}]({p})" for p in alignments] + [""]
+    lines += _unit_quality_section(summary)
     lines += _segments_section(summary)
     lines += _timings_section(summary)
     if summary.settings:
