@@ -55,18 +55,19 @@ class FrontendSpec:
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 num_classes: int, epochs: int = 4, seed: int = 0) -> float:
-    """Frame error rate (%) on the test frames of a softmax regression trained on the training frames."""
+                 num_classes: int, updates: int = 600, seed: int = 0) -> float:
+    """Frame error rate (%) on the test frames of a softmax regression trained on the training frames
+    (`updates` Adam steps on batches of 2048 frames: about 7 passes over the demo's 180k training frames)."""
     generator = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(train_x), torch.from_numpy(train_y)
     layer = torch.nn.Linear(x.shape[1], num_classes)
-    optimizer = torch.optim.Adam(layer.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for batch in torch.randperm(len(x), generator=generator).split(2048):
-            loss = torch.nn.functional.cross_entropy(layer(x[batch]), y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    for _ in range(updates):
+        batch = torch.randint(len(x), (min(2048, len(x)),), generator=generator)
+        loss = torch.nn.functional.cross_entropy(layer(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     with torch.no_grad():
         predicted = layer(torch.from_numpy(test_x)).argmax(-1).numpy()
     return round(100.0 * float((predicted != test_y).mean()), 2)
