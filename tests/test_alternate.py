@@ -106,10 +106,10 @@ def test_alternate_cli_names_a_missing_start(toy, starts, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # refused before any stage ran
 
 
-def write_generator(path, dim: int, stride: int = 1) -> tuple[Generator, PhoneInventory]:
+def write_generator(path, dim: int, stride: int = 1, **extra) -> tuple[Generator, PhoneInventory]:
     torch.manual_seed(0)
     inventory = PhoneInventory(["a", "b", "c", "<SIL>"])
-    kwargs = {"input_dim": dim, "num_phones": len(inventory), "kernel_size": 3, "stride": stride}
+    kwargs = {"input_dim": dim, "num_phones": len(inventory), "kernel_size": 3, "stride": stride, **extra}
     generator = Generator(**kwargs).eval()
     save_checkpoint(path, {"generator_kwargs": kwargs, "generator": generator.state_dict(),
                            "phones": inventory.symbols, "silence": inventory.silence})
@@ -151,6 +151,19 @@ def test_row_labels_write_the_generators_argmax_for_every_row(tmp_path, capsys):
     assert row_labels.main(["--checkpoint", str(tmp_path / "wide.pt"), "--features", str(tmp_path / "feats"),
                             "--out", str(tmp_path / "x.segments"), "--no-progress"]) == 1
     assert "5-dim rows" in capsys.readouterr().err
+
+
+def test_row_labels_of_a_wav2vec_u_padded_generator_drop_its_extra_last_output(tmp_path):
+    generator, inventory = write_generator(tmp_path / "gan.pt", dim=5, kernel_size=4, conv_padding="wav2vec_u")
+    x = np.random.default_rng(1).normal(size=(6, 5)).astype(np.float32)
+    with FeatureSetWriter(tmp_path / "feats", dim=5) as writer:
+        writer.add("u1", x)
+    assert row_labels.main(["--checkpoint", str(tmp_path / "gan.pt"), "--features", str(tmp_path / "feats"),
+                            "--out", str(tmp_path / "rows.segments"), "--no-progress"]) == 0
+    with torch.no_grad():
+        logits, _ = generator(torch.from_numpy(x)[None], torch.zeros(1, len(x), dtype=torch.bool))
+    assert logits.shape[1] == 7  # one output more than rows
+    assert read_phone_labels(tmp_path / "rows.segments")["u1"] == inventory.decode(logits[0, :6].argmax(-1).tolist())
 
 
 def test_alternate_with_a_bilstm_student_needs_no_gan_config(toy, starts, tmp_path):

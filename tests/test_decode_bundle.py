@@ -119,6 +119,15 @@ def test_position_frames_follow_segment_lengths_and_generator_stride():
     assert first.tolist() == [0, 5, 10] and end.tolist() == [5, 10, 15]
 
 
+def test_the_extra_output_of_wav2vec_u_padding_takes_the_last_segment_s_frames():
+    generator = Generator(4, 3, kernel_size=4, conv_padding="wav2vec_u").eval()
+    segments = np.array([3, 2, 4, 1, 5])
+    positions = generator.output_length(len(segments))
+    assert positions == 6
+    first, end = position_frames(segments, stride=1, positions=positions)
+    assert first.tolist() == [0, 3, 5, 9, 10, 10] and end.tolist() == [3, 5, 9, 10, 15, 15]
+
+
 def test_times_in_vad_trimmed_audio_map_back_to_the_original_recording():
     spans = [(16000, 32000), (48000, 56000)]  # speech at 1-2 s and 3-3.5 s
     starts = speech_to_original(np.array([0.0, 0.5, 1.0, 1.25]), spans, is_end=False)

@@ -122,7 +122,7 @@ class CTCReference:
             raise AlignmentError(f"{log_probs.shape[1]} CTC positions cannot hold {len(phones)} reference phones")
         path, _ = F.forced_align(log_probs, targets, blank=self.model.blank)
         spans = token_spans(path[0].tolist(), self.model.blank)
-        timeline = bundle.timeline(wave, segment_frames, self.stride, parts=self.upsample)
+        timeline = bundle.timeline(wave, segment_frames, self.stride, parts=self.upsample, positions=logits.shape[1])
         silence = bundle.inventory.silence or SILENCE
         return spans_to_times(phones, spans, timeline, len(wave) / SAMPLE_RATE, silence)
 
@@ -161,8 +161,9 @@ def align_utterances(bundle: Bundle, utterances: Sequence[Utterance], num: int, 
         try:
             wave = load_audio(utt.audio, start=utt.start, end=utt.end)
             segments, segment_frames = bundle.segments(wave, utt.speaker)
-            timeline = bundle.timeline(wave, segment_frames, bundle.generator.stride)
-            hyp = hypothesis_times(transcriber, bundle.log_probs_of_segments(segments), timeline)
+            log_probs = bundle.log_probs_of_segments(segments)
+            timeline = bundle.timeline(wave, segment_frames, bundle.generator.stride, positions=len(log_probs))
+            hyp = hypothesis_times(transcriber, log_probs, timeline)
             if ctc is not None:
                 ref = ctc.align(bundle, utt.utt_id, wave, segments, segment_frames)
             else:

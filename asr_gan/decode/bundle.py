@@ -105,19 +105,24 @@ class Timeline:
         return float(self.starts[first]), float(self.ends[last])
 
 
-def position_frames(segment_frames: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def position_frames(segment_frames: np.ndarray, stride: int,
+                    positions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """First frame and end frame (exclusive) of each generator output position.
 
     Args:
         segment_frames: (S,) frames each segment covers (FeaturePipeline.segments_with_lengths).
         stride: the generator's stride over segments; position j covers segments [j*stride, (j+1)*stride).
+        positions: the generator's output positions T' (default ceil(S / stride)); positions past the segments
+            (wav2vec-U's padding of an even kernel adds one, asr_gan/models/generator.py) get the last one's frames.
 
     Returns:
-        (first (T',), end (T',)) in frames, T' = ceil(S / stride).
+        (first (T',), end (T',)) in frames.
     """
     bounds = np.concatenate([[0], np.cumsum(segment_frames)]).astype(np.int64)
     count = -(-len(segment_frames) // stride)
-    first_segment = np.arange(count) * stride
+    if positions is None:
+        positions = count
+    first_segment = np.minimum(np.arange(positions), max(count - 1, 0)) * stride
     end_segment = np.minimum(first_segment + stride, len(segment_frames))
     return bounds[first_segment], bounds[end_segment]
 
@@ -219,7 +224,8 @@ class Bundle:
 
     @torch.no_grad()
     def log_probs_of_segments(self, segments: np.ndarray) -> torch.Tensor:
-        """Generator log-probabilities of one utterance. segments: (S, D) -> (ceil(S / stride), P) float32 CPU."""
+        """Generator log-probabilities of one utterance. segments: (S, D) -> (T', P) float32 CPU, T' as the generator
+        gives it (ceil(S / stride), one more with wav2vec-U's padding of an even kernel)."""
         segments = np.array(segments, dtype=np.float32)  # a copy: stored features are read-only memory maps
         if segments.ndim != 2 or segments.shape[1] != self.generator.input_dim:
             raise ValueError(f"segments of shape {segments.shape} do not fit the generator's input_dim "
@@ -235,10 +241,12 @@ class Bundle:
         frames = self.pipeline.frames(wave, speaker)
         return self.pipeline.segments_with_lengths(frames)
 
-    def timeline(self, wave: np.ndarray, segment_frames: np.ndarray, stride: int, parts: int = 1) -> Timeline:
-        """Seconds in `wave` of each output position of a model with `stride` over its segments; with `parts` > 1
-        each position is cut into that many equal pieces (a CTC model whose outputs are repeated `parts` times)."""
-        first, end = position_frames(segment_frames, stride)
+    def timeline(self, wave: np.ndarray, segment_frames: np.ndarray, stride: int, parts: int = 1,
+                 positions: int | None = None) -> Timeline:
+        """Seconds in `wave` of each output position of a model with `stride` over its segments (`positions` of them,
+        default one per `stride` segments; position_frames); with `parts` > 1 each position is cut into that many
+        equal pieces (a CTC model whose outputs are repeated `parts` times)."""
+        first, end = position_frames(segment_frames, stride, positions)
         if parts > 1:
             share = np.arange(parts + 1) / parts
             bounds = first[:, None] + (end - first)[:, None] * share[None, :]
@@ -252,7 +260,8 @@ class Bundle:
     def log_probs(self, wave: np.ndarray, speaker: str | None = None) -> tuple[torch.Tensor, Timeline]:
         """Audio (samples,) at 16 kHz -> generator log-probs (T', P) and the time span of each position."""
         segments, segment_frames = self.segments(wave, speaker)
-        return self.log_probs_of_segments(segments), self.timeline(wave, segment_frames, self.generator.stride)
+        log_probs = self.log_probs_of_segments(segments)
+        return log_probs, self.timeline(wave, segment_frames, self.generator.stride, positions=len(log_probs))
 
     def log_probs_of_utterance(self, utt: Utterance) -> tuple[torch.Tensor, Timeline]:
         """`log_probs` of a manifest utterance (its span of its file, its speaker's CMVN when seen in training);

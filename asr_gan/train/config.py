@@ -29,6 +29,9 @@ class GeneratorConfig:
     batch_norm: bool = False
     residual_linear: bool = False
     bias: bool = False
+    # How the output conv is padded: "wav2vec_u" (kernel // 2 on both sides: kernel 4 gives T + 1 outputs, the
+    # last of them the last input's) or "same" (T outputs; asr_gan before issue 36). asr_gan/models/generator.py.
+    conv_padding: str = "wav2vec_u"
 
 
 @dataclass
@@ -159,6 +162,9 @@ class GanConfig:
         if self.loss.diversity_target not in ("uniform", "text"):
             raise ValueError(f"loss.diversity_target: {self.loss.diversity_target!r} is neither 'uniform' "
                              "(wav2vec-U) nor 'text'")
+        if self.generator.conv_padding not in ("wav2vec_u", "same"):
+            raise ValueError(f"generator.conv_padding: {self.generator.conv_padding!r} is neither 'wav2vec_u' "
+                             "nor 'same'")
         if self.batch_size < 1 or self.max_updates < 0:
             raise ValueError(f"batch_size {self.batch_size} and max_updates {self.max_updates} must be positive")
 

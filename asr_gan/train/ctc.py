@@ -323,7 +323,12 @@ def generator_kwargs_from_gan_config(path: str | Path) -> dict[str, Any]:
     section = config.get("generator")
     if not isinstance(section, dict):
         raise ValueError(f"{path}: no `generator:` section with the generator's settings")
-    return {k: v for k, v in section.items() if k not in ("input_dim", "num_phones")}
+    kwargs = {k: v for k, v in section.items() if k not in ("input_dim", "num_phones")}
+    # One output per row, whatever the GAN's output conv padding: oracle segments, row labels and alignments map
+    # CTC outputs back to rows, and wav2vec-U's extra output position is a detail of its GAN.
+    if "conv_padding" in kwargs:
+        kwargs["conv_padding"] = "same"
+    return kwargs
 
 
 @dataclass

@@ -469,7 +469,8 @@ class GanTrainer:
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint_last.pt of this run."""
         state = read_checkpoint(path, self.device)
-        if state["generator_kwargs"] != self.generator_kwargs:
+        # Checkpoints from before generator.conv_padding existed were trained with "same".
+        if {"conv_padding": "same", **state["generator_kwargs"]} != self.generator_kwargs:
             raise ValueError(f"{path}: its generator {state['generator_kwargs']} differs from this config's "
                              f"{self.generator_kwargs}; use a new --out folder for a new run")
         self.generator.load_state_dict(state["generator"])

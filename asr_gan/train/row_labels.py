@@ -55,10 +55,11 @@ def generator_row_labels(checkpoint: str | Path, features_dir: str | Path, progr
                                  f"{generator.input_dim}")
             read = pool_pairs(rows) if pairs else rows
             logits, _ = generator(torch.from_numpy(read)[None], torch.zeros(1, len(read), dtype=torch.bool))
-            if logits.shape[1] != len(read):
+            if logits.shape[1] < len(read) or generator.stride != 1:
                 raise ValueError(f"{checkpoint}: {logits.shape[1]} outputs for the {len(read)} rows of {utt_id}; "
                                  "row labels need a generator with one output per row (no stride)")
-            phones = inventory.decode(logits[0].argmax(-1).tolist())
+            # Output t is row t's; wav2vec-U's padding adds one output after the last row (models/generator.py).
+            phones = inventory.decode(logits[0, :len(read)].argmax(-1).tolist())
             labels[utt_id] = [phones[i // 2] for i in range(len(rows))] if pairs else phones
     return labels, problems
 
