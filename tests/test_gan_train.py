@@ -276,6 +276,9 @@ def test_gan_learns_the_toy_decipherment_task(toy, tmp_path):
     # the bounds below leave a wide margin. Not every seed converges (README: 2 of 3 with the audio cycle).
     config = toy_config(toy, max_updates=2250, valid_interval=250, seed=1)
     config.loss.cycle_audio = 1.0
+    # The frame regularisers (asr_gan's before issue 36): with wav2vec-U's merged ones this seed ends at 61% PER
+    # (docs/wav2vec_u_baseline.md: on the toy, seed 1 does not converge under the merged definition).
+    config.loss.regularise = "frames"
     summary = train_gan(config, tmp_path / "run")
     records = read_metrics(tmp_path / "run")
     pers = [r["valid_per"] for r in records if "valid_per" in r]

@@ -73,6 +73,12 @@ class LossConfig:
     gradient_penalty_norm: str = "channel"
     smoothness: float = 0.5
     diversity: float = 4.0
+    # What the smoothness and diversity (code) penalties read. "merged" (wav2vec-U): the logits after runs of one
+    # argmax were merged (one random position per run), over the B x R merged rows of the reference's JOIN
+    # segmenter, padding rows (zero logits: uniform distributions) included in the code penalty's average.
+    # "frames": the generator's logits before the merge, padding excluded (asr_gan before issue 36).
+    # docs/wav2vec_u_baseline.md has the formulas and a measurement of both.
+    regularise: str = "merged"
     # What the diversity term pulls the batch's phone usage toward. "uniform" (wav2vec-U's code penalty): every
     # phone equally often, which real phone frequencies are not, so the term pulls even a perfect reading off
     # (docs/gan_investigation.md, "The regularisers pull a perfect reading off"). "text": the unpaired text's
@@ -162,6 +168,8 @@ class GanConfig:
         if self.loss.diversity_target not in ("uniform", "text"):
             raise ValueError(f"loss.diversity_target: {self.loss.diversity_target!r} is neither 'uniform' "
                              "(wav2vec-U) nor 'text'")
+        if self.loss.regularise not in ("merged", "frames"):
+            raise ValueError(f"loss.regularise: {self.loss.regularise!r} is neither 'merged' (wav2vec-U) nor 'frames'")
         if self.generator.conv_padding not in ("wav2vec_u", "same"):
             raise ValueError(f"generator.conv_padding: {self.generator.conv_padding!r} is neither 'wav2vec_u' "
                              "nor 'same'")

@@ -38,7 +38,7 @@ from asr_gan.train.data import SequenceBank, feature_statistics, read_phone_text
 from asr_gan.train.distributed import (DistributedContext, average_gradients, barrier, broadcast_parameters,
                                        init_distributed, shutdown)
 from asr_gan.train.graphs import CapturedStep
-from asr_gan.train.merge import merge_runs
+from asr_gan.train.merge import join_rows, merge_runs
 from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
 
 
@@ -329,17 +329,26 @@ class GanTrainer:
                 logits, out_mask = self.generator(audio, audio_mask)
             logits = logits.float()
             probs = logits.softmax(-1)
-            fake, fake_mask = merge_runs(probs, out_mask, sample=True,
-                                         width=logits.shape[1] if self.use_graphs else None)
+            # Merging the logits picks the same positions as merging their softmax (the argmax is the same), and
+            # wav2vec-U's regularisers read the merged logits.
+            merged, fake_mask = merge_runs(logits, out_mask, sample=True,
+                                           width=logits.shape[1] if self.use_graphs else None)
+            fake = merged.softmax(-1).masked_fill(fake_mask.unsqueeze(-1), 0.0)
             shown = losses.straight_through_one_hot(fake) if weights.adversarial_hard else fake
             if weights.adversarial > 0:
                 with self._autocast():
                     adversarial = losses.generator_adversarial_loss(self.discriminator(shown, fake_mask))
             else:  # no discriminator pass for a term that is not trained
                 adversarial = torch.zeros((), device=logits.device)
-            smoothness = losses.smoothness_loss(logits, out_mask)
+            if weights.regularise == "merged":  # wav2vec-U: on the merged rows, as its JOIN segmenter sizes them
+                rows = join_rows(fake_mask, out_mask)
+                smoothness = losses.smoothness_loss(merged, fake_mask, rows)
+            else:
+                smoothness = losses.smoothness_loss(logits, out_mask)
             if self.text_unigrams is not None:  # the merged outputs are phones as the text has them
                 diversity = losses.unigram_matching_loss(fake, fake_mask, self.text_unigrams)
+            elif weights.regularise == "merged":
+                diversity = losses.diversity_loss(fake, fake_mask, rows)
             else:
                 diversity = losses.diversity_loss(probs, out_mask)
             total = weights.adversarial * adversarial + weights.smoothness * smoothness + weights.diversity * diversity

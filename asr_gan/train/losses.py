@@ -60,28 +60,38 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     raise ValueError(f"gradient penalty norm {norm!r}: expected 'channel' or 'sequence'")
 
 
-def smoothness_loss(logits: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+def smoothness_loss(logits: torch.Tensor, padding_mask: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared difference of consecutive logits (B, T, P), zero where the later position is padding.
 
-    The mean is over B x (T_max - 1) x P with T_max the longest sequence (not the padded width), so a batch
-    padded wider for a CUDA graph has the same loss.
+    The mean is over B x (rows - 1) x P. `rows` (a 0-dim tensor) defaults to the longest sequence of the mask (not
+    the padded width), so a batch padded wider for a CUDA graph has the same loss; on merged logits wav2vec-U's
+    mean is over its JOIN segmenter's rows (merge.join_rows).
     """
     diff = (logits[:, :-1] - logits[:, 1:]) ** 2
     diff = diff.masked_fill(padding_mask[:, 1:].unsqueeze(-1), 0.0)
-    longest = (~padding_mask).sum(dim=1).max()
-    return diff.sum() / ((longest - 1).clamp(min=1) * logits.shape[0] * logits.shape[2])
+    if rows is None:
+        rows = (~padding_mask).sum(dim=1).max()
+    return diff.sum() / ((rows - 1).clamp(min=1) * logits.shape[0] * logits.shape[2])
 
 
-def _batch_mean(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-    """(P,) mean of the distributions (B, T, P) over the real positions."""
+def _batch_mean(probs: torch.Tensor, padding_mask: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """(P,) mean of the distributions (B, T, P): over the real positions, or with `rows` (a 0-dim tensor) over all
+    B x rows positions, each padding position among them counted as the uniform distribution (what softmax makes of
+    the zero logits wav2vec-U's JOIN segmenter leaves at padding)."""
     valid = (~padding_mask).unsqueeze(-1).to(probs.dtype)
-    return (probs * valid).sum(dim=(0, 1)) / valid.sum().clamp(min=1.0)
+    real_sum = (probs * valid).sum(dim=(0, 1))
+    if rows is None:
+        return real_sum / valid.sum().clamp(min=1.0)
+    total = (rows * probs.shape[0]).to(probs.dtype)
+    padding = total - valid.sum()
+    return (real_sum + padding / probs.shape[-1]) / total.clamp(min=1.0)
 
 
-def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+def diversity_loss(probs: torch.Tensor, padding_mask: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     """(P - perplexity of the batch-averaged distribution) / P: 0 when every phone is used equally often,
-    near 1 when the generator collapses onto one phone (wav2vec-U's code penalty)."""
-    mean = _batch_mean(probs, padding_mask)
+    near 1 when the generator collapses onto one phone (wav2vec-U's code penalty). probs (B, T, P); the average is
+    over the real positions, or with `rows` as wav2vec-U takes it on merged outputs (`_batch_mean`)."""
+    mean = _batch_mean(probs, padding_mask, rows)
     perplexity = torch.exp(-(mean * torch.log(mean + 1e-7)).sum())
     phones = probs.shape[-1]
     return (phones - perplexity) / phones

@@ -2,8 +2,8 @@
 
 Segments are shorter than phones (k-means cuts a phone into several), so the generator emits a phone
 over several consecutive positions while text has it once. As in wav2vec-U, consecutive positions with the
-same argmax become one position: while training ONE randomly chosen position of each run (its distribution,
-with gradients), at evaluation the MEAN distribution of the run.
+same argmax become one position: while training ONE randomly chosen position of each run (its logits or
+distribution, with gradients), at evaluation the MEAN of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def merge_runs(probs: torch.Tensor, padding_mask: torch.Tensor, sample: bool,
     """Merge consecutive positions of one argmax.
 
     Args:
-        probs: (B, T, P) phone distributions.
+        probs: (B, T, P) phone distributions or logits (the argmax is the same; merged padding rows are zero).
         padding_mask: (B, T) bool, True at padding.
         sample: True: one random position per run; False: the run's mean.
         width: the merged width R; None = the most runs in the batch (read from the device: a host sync).
@@ -52,3 +52,18 @@ def merge_runs(probs: torch.Tensor, padding_mask: torch.Tensor, sample: bool,
     merged = merged[:, :width] / counts[:, :width].clamp(min=1.0).unsqueeze(-1)
     merged_mask = torch.arange(width, device=probs.device)[None, :] >= num_runs[:, None]
     return merged, merged_mask
+
+
+def join_rows(merged_mask: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """The width R (0-dim tensor) wav2vec-U's JOIN segmenter gives a batch: the most runs of any sequence, where a
+    sequence shorter than the batch's longest counts one run more (the reference marks its padding as a symbol of
+    its own before merging runs, then blanks that run). Read on the device, so it does not depend on how wide a
+    CUDA graph pads the batch.
+
+    Args:
+        merged_mask: (B, R') padding mask of merge_runs' output.
+        padding_mask: (B, T) padding mask of the positions that were merged.
+    """
+    runs = (~merged_mask).sum(dim=1)
+    lengths = (~padding_mask).sum(dim=1)
+    return (runs + (lengths < lengths.max()).long()).max()
