@@ -124,7 +124,14 @@ class GanConfig:
     generator_weight_decay: float = 0.0
     discriminator_weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.98)
-    # Discriminator updates per generator update (wav2vec-U alternates one and one).
+    adam_eps: float = 1e-6  # wav2vec-U's (PyTorch's default is 1e-8)
+    # Weight decay as wav2vec-U's (fairseq's) Adam applies it: decoupled, weights shrink by lr x decay each step
+    # (torch AdamW). False adds decay x weights to the gradient instead (torch Adam; asr_gan before issue 36).
+    decoupled_weight_decay: bool = True
+    # Clip the gradient norm of the network an update trains to this (wav2vec-U: 5); 0 = no clipping.
+    clip_norm: float = 5.0
+    # Discriminator updates per generator update (wav2vec-U alternates one and one, the generator on even
+    # update numbers, starting at 0, and the discriminator on odd ones).
     discriminator_steps: int = 1
     valid_interval: int = 1000
     log_interval: int = 100
@@ -173,6 +180,8 @@ class GanConfig:
         if self.generator.conv_padding not in ("wav2vec_u", "same"):
             raise ValueError(f"generator.conv_padding: {self.generator.conv_padding!r} is neither 'wav2vec_u' "
                              "nor 'same'")
+        if self.clip_norm < 0:
+            raise ValueError(f"clip_norm {self.clip_norm} must be >= 0 (0 = no clipping)")
         if self.batch_size < 1 or self.max_updates < 0:
             raise ValueError(f"batch_size {self.batch_size} and max_updates {self.max_updates} must be positive")
 

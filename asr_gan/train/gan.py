@@ -1,8 +1,9 @@
 """The GAN training loop: alternating discriminator and generator updates on device-resident data.
 
 One update trains either the discriminator (and the feature discriminator, when used) or the generator (and
-the reverse generator); with `discriminator_steps=1` they alternate as in wav2vec-U, and when no loss reads a
-discriminator (`loss.adversarial` and `loss.feature_adversarial` at 0) every update trains the generator.
+the reverse generator); with `discriminator_steps=1` they alternate as in wav2vec-U (the generator first), and
+when no loss reads a discriminator (`loss.adversarial` and `loss.feature_adversarial` at 0) every update trains
+the generator.
 Every `valid_interval` updates the generator decodes the unlabelled validation audio, the label-free metric
 `weighted_lm_ppl` is computed (asr_gan/train/selection.py), and `checkpoint_last.pt` (and `checkpoint_best.pt`
 when the metric improved) are written atomically. A run started again in the same folder resumes from
@@ -172,12 +173,12 @@ class GanTrainer:
             self.discriminator_params += list(self.feature_discriminator.parameters())
         # On CUDA one fused kernel per optimiser step; capturable keeps its step count on the device for graphs.
         fast = {"fused": True, "capturable": self.use_graphs} if self.device.type == "cuda" else {}
-        self.generator_optimizer = torch.optim.Adam(self.generator_params, lr=config.generator_lr,
-                                                    betas=tuple(config.betas),
-                                                    weight_decay=config.generator_weight_decay, **fast)
-        self.discriminator_optimizer = torch.optim.Adam(self.discriminator_params, lr=config.discriminator_lr,
-                                                        betas=tuple(config.betas),
-                                                        weight_decay=config.discriminator_weight_decay, **fast)
+        adam = torch.optim.AdamW if config.decoupled_weight_decay else torch.optim.Adam
+        self.generator_optimizer = adam(self.generator_params, lr=config.generator_lr, betas=tuple(config.betas),
+                                        eps=config.adam_eps, weight_decay=config.generator_weight_decay, **fast)
+        self.discriminator_optimizer = adam(self.discriminator_params, lr=config.discriminator_lr,
+                                            betas=tuple(config.betas), eps=config.adam_eps,
+                                            weight_decay=config.discriminator_weight_decay, **fast)
         if self.device.type == "cuda":
             # With graphs every update has one shape, and finding cuDNN's fastest kernels for it pays; without,
             # shapes change every batch and each new one would be benchmarked again.
@@ -418,7 +419,7 @@ class GanTrainer:
             with self._autocast():
                 logits, out_mask = self.generator(audio, audio_mask)
             loss = losses.phone_cross_entropy(logits.float(), targets, out_mask)
-            self._apply(loss, optimizer, params)
+            self._apply(loss, optimizer, params, clip=False)  # asr_gan's own warm start, unclipped as before
             total = total + loss.detach()
         record = {"step": 0, "warm_start_updates": updates, "warm_start_ce": round(total.item() / updates, 5)}
         if not math.isfinite(record["warm_start_ce"]):
@@ -444,10 +445,15 @@ class GanTrainer:
             bar.write("[gan] warm start: " + " ".join(f"{k}={v}" for k, v in record.items() if k != "step"))
         barrier(self.context)
 
-    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
+    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+               clip: bool = True) -> None:
+        """Backward, average over processes, clip the gradients' norm (wav2vec-U: 5) and step."""
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(params, self.context)
+        if clip and self.config.clip_norm > 0:
+            # The norm stays on the device (no host sync), so the update can still be captured in a CUDA graph.
+            torch.nn.utils.clip_grad_norm_(params, self.config.clip_norm)
         optimizer.step()
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -614,7 +620,8 @@ class GanTrainer:
         for module in self._modules():
             module.train()
         while self.step < config.max_updates:
-            if config.uses_discriminator and self.step % cycle < config.discriminator_steps:
+            # wav2vec-U: the generator on even update numbers (the first update is 0), the discriminator on odd.
+            if config.uses_discriminator and self.step % cycle != 0:
                 logged = self.discriminator_update()
             else:
                 logged = self.generator_update()
