@@ -24,7 +24,8 @@ def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, norm: str = "channel",
-                     real_mask: torch.Tensor | None = None, fake_mask: torch.Tensor | None = None) -> torch.Tensor:
+                     real_mask: torch.Tensor | None = None, fake_mask: torch.Tensor | None = None,
+                     alpha: torch.Tensor | None = None) -> torch.Tensor:
     """Gradient penalty on random interpolations of real (B_r, L_r, C) and fake (B_f, L_f, C).
 
     Both are cut to the shorter batch and to the shorter of their longest sequences (with the padding masks
@@ -32,7 +33,8 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     sequence, as CUDA graphs need, give the same penalty as batches padded to it). `norm="channel"` is
     wav2vec-U's: the gradient norm is taken over time for each (sequence, channel), and the C penalties of a
     sequence are summed. `norm="sequence"` is WGAN-GP's: one norm per sequence over all its positions and
-    channels. Either way the result is the mean over sequences.
+    channels. Either way the result is the mean over sequences. `alpha` (B,) fixes the interpolation weights of
+    real (drawn uniformly in [0, 1) when None).
 
     The two differ in what they let the discriminator learn. Per channel, every phone's response has its
     norm held at 1, so its sign can only change by crossing zero, where the penalty is highest; a narrow
@@ -47,7 +49,9 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     if real_mask is not None and fake_mask is not None:
         longest = torch.minimum((~real_mask[:batch]).sum(dim=1).max(), (~fake_mask[:batch]).sum(dim=1).max())
         cut = (torch.arange(length, device=real.device) >= longest).expand(batch, length)
-    alpha = torch.rand(batch, 1, 1, device=real.device, dtype=real.dtype)
+    if alpha is None:
+        alpha = torch.rand(batch, device=real.device, dtype=real.dtype)
+    alpha = alpha[:batch].reshape(batch, 1, 1).to(real.dtype)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     # Positions past the cut are zeroed inside the discriminator: causal convs never carry them back, and
     # their gradients are zero, as if they had been cut off.
