@@ -17,7 +17,7 @@ FORMAT = "asr_gan.phone_encoder/1"
 # The checkpoint shipped in the package (`python -m asr_gan.features.encoder train` reproduces it; README).
 SHIPPED_CHECKPOINT = Path(__file__).with_name("xlingual_phone_encoder.pt")
 # The layer `--frontend encoder` reads by default: the most phone-like on the demo's held-out voices (README).
-ENCODER_LAYER = 6
+ENCODER_LAYER = 4
 
 
 @dataclass
