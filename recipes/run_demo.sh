@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The demo recipe, end to end on the embedded TTS corpus (no downloads):
 #   bash recipes/run_demo.sh [--size tiny|small|default] [--train-utts N] [--voices "ENGINE:VOICE ..."] [--stage N]
-#       [--stop-stage M] [--exp DIR]
+#       [--stop-stage M] [--exp DIR] [--features encoder|mfcc] [--encoder-checkpoint PATH] [--layer N]
 # Stages (each runs once; a rerun skips finished stages and says so):
 #   0 set-up (Debian packages, .venv, KenLM)      1 build the demo corpus (espeak-ng + flite voices)
-#   2 text side: lexicon, phonemised text, LMs    3 MFCC frames of train, dev, test
+#   2 text side: lexicon, phonemised text, LMs    3 frames (encoder layer or MFCC) of train, dev, test
 #   4 fit the segmenter (k-means) on train frames 5 segments (the GAN input) of every split, segments per phone
 #   6 supervised topline (CTC)                    7 GAN sweep, label-free selection
 #   8 model bundle                                9 decoder tuned on unlabelled dev audio
 #   10 decode and score dev/test                  11 self-training                 12 RESULTS.md + pictures
-# Folders (docs/DESIGN.md): $exp/data, $exp/text, $exp/feats/mfcc/{train,dev,test}, $exp/feats/mfcc/transform,
-# $exp/feats/mfcc/segments/{train,dev,test} (each with segment_stats.json); $exp/commands.sh, timings.tsv, logs/.
+#   13 unit quality of MFCC and of every encoder layer on train and test voices (unit_quality.json), RESULTS again
+#   14 label-free cross-lingual transcripts: the encoder's own phones mapped to ARPAbet, scored; RESULTS again
+# Folders (docs/DESIGN.md): $exp/data, $exp/text, $exp/feats/<encoder|mfcc>/{train,dev,test}, .../transform,
+# .../segments/{train,dev,test} (each with segment_stats.json); $exp/unit_quality/; $exp/commands.sh, timings.tsv,
+# logs/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,15 +35,25 @@ voices=""
 # voices start speaking at the first sample and rarely pause between words (docs/gan_investigation.md,
 # "Silence in the text and in the audio"); the documented demo numbers were measured with "fixed".
 text_silences=fixed
-nj=1              # worker processes for MFCC extraction (one is plenty for the demo's minutes of audio)
+nj=1              # worker processes for feature extraction (one is plenty for the demo's minutes of audio)
+# Front-end: "encoder" is the cross-lingual phone encoder shipped in the package, trained with CTC on espeak-ng
+# speech of eight other languages and never on English (asr_gan.features.encoder; README, "The phone encoder");
+# "mfcc" is 13 cepstra + deltas. The encoder's units are more phone-like on the demo's held-out test voices (PNMI
+# 0.42 against 0.33 at 100 clusters, layer 4; stage 13 measures it, README "The phone encoder").
+features=encoder
+encoder_checkpoint=""  # encoder: a checkpoint of `python -m asr_gan.features.encoder train`; empty: the shipped one
+layer=auto             # encoder: the layer read (auto: the shipped default, asr_gan.features.encoder.checkpoint)
+unit_quality=true      # stage 13: PNMI and a linear probe of MFCC and of every encoder layer (false: skip it)
 # Segmenter for 39-dim MFCC: no PCA (39 dims are already small and nearly decorrelated; PCA would only
 # rotate them), 16 k-means clusters, pair pooling. Measured on the default demo corpus (segment_stats):
 # 1.63 segments per reference phone on train (per utterance p10 1.45, min 1.21), 1.90 dev, 1.58 test.
 # The phonemised text holds 1.13 tokens per phone (<SIL> at the edges and between 25% of words), so every
 # utterance keeps room for its phones and silences; 8 clusters leave 4% of train utterances with fewer
 # segments than phones, 32 clusters give 1.9 and 64 give 2.1 (more merging for the generator to learn).
-pca_dim=0
-clusters=16
+# Encoder frames (layer 4, 192 dims, 50 frames/s): 64 clusters, pooled, give the same 1.63 (p10 1.45); 32 give
+# 1.48, 128 give 1.78.
+pca_dim=auto   # auto: 0 for both front-ends
+clusters=auto  # auto: mfcc 16, encoder 64 (both give 1.63 segments per reference phone on the demo, pooled)
 pool=true
 # GAN sweep: the wav2vec-U baseline (cycle weight 0) against the audio cycle, each with `seeds`; runs go
 # `parallel` at a time. "auto" values follow --size (tiny: a smoke run of the whole pipeline).
@@ -61,20 +74,33 @@ self_train_layers=1
 decipher_clusters=0  # > 0: warm-start every GAN run from a decipherment of this many clusters (gan_stages.sh)
 decipher_order=2     # 3: the decipherment follows the text's phone trigram
 decipher_speakers=false  # true: decipher each voice's utterances on their own
-recipe_options="stage stop_stage size train_utts exp seed nj pca_dim clusters pool gan_conf seeds grid settings"
+recipe_options="stage stop_stage size train_utts exp seed nj features encoder_checkpoint layer unit_quality"
+recipe_options+=" pca_dim clusters pool gan_conf seeds grid settings"
 recipe_options+=" parallel gan_updates topline_epochs self_train_rounds self_train_epochs self_train_hidden self_train_layers"
 recipe_options+=" decipher_clusters decipher_order decipher_speakers text_silences voices"
 parse_options "$@"
 case "$text_silences" in fixed|audio) ;; *) die "--text-silences $text_silences: expected fixed or audio" ;; esac
-if [ "$size" = tiny ]; then auto_values=(1 200 5 3); else auto_values=("1 2" 2000 150 6); fi
+if [ "$size" = tiny ]; then auto_values=(1 200 5 3 3); else auto_values=("1 2" 2000 150 6 30); fi
 [ "$seeds" != auto ] || seeds=${auto_values[0]}
 [ "$gan_updates" != auto ] || gan_updates=${auto_values[1]}
 [ "$topline_epochs" != auto ] || topline_epochs=${auto_values[2]}
 [ "$self_train_epochs" != auto ] || self_train_epochs=${auto_values[3]}
-print_settings
+quality_epochs=${auto_values[4]}  # stage 13's labelling topline
 py=.venv/bin/python
 splits="train dev test"
-feats=$exp/feats/mfcc
+case "$features" in
+  mfcc|encoder) ;;
+  *) die "--features $features: expected encoder or mfcc" ;;
+esac
+[ -z "$encoder_checkpoint" ] || [ -f "$encoder_checkpoint" ] || die "--encoder-checkpoint $encoder_checkpoint: no such file"
+case "$unit_quality" in true|false) ;; *) die "--unit-quality $unit_quality: expected true or false" ;; esac
+[ "$pca_dim" != auto ] || pca_dim=0
+[ "$clusters" != auto ] || clusters=$([ "$features" = encoder ] && echo 64 || echo 16)
+encoder_flags=(--frontend encoder)
+[ -z "$encoder_checkpoint" ] || encoder_flags+=(--encoder-checkpoint "$encoder_checkpoint")
+[ "$layer" = auto ] || encoder_flags+=(--layer "$layer")
+feats=$exp/feats/$features
+print_settings
 
 run_stage 0 "set-up" bash tools/setup.sh
 corpus_size=(--size "$size") corpus_desc=$size
@@ -104,15 +130,30 @@ fi
 
 # MFCC: 13 cepstra + deltas + delta-deltas = 39 dims at 100 frames/s, each utterance mean/variance normalised
 # (the demo voices differ in pitch and timbre; per-utterance CMVN removes the channel part of that).
-extract_frames() {
-  for split in $splits; do
-    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
-    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
-    stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+# encoder: one layer of the phone encoder at 50 frames/s, each utterance mean/variance normalised too.
+extract_mfcc() {  # extract_mfcc FOLDER SPLIT...
+  local out=$1 split
+  for split in "${@:2}"; do
+    stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$out/$split" \
       --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj"
   done
 }
-run_stage 3 "MFCC frames (13 + deltas, utterance CMVN) of $splits into $feats" extract_frames
+extract_frames() {
+  local split
+  for split in $splits; do
+    # `extract` keeps a finished feature folder (and resumes an unfinished one); a redone stage starts afresh.
+    [ -z "$stage_outputs_stale" ] || stage_cmd rm -rf "$feats/$split"
+    if [ "$features" = encoder ]; then
+      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        "${encoder_flags[@]}" --cmvn utterance --num-workers "$nj"
+    else
+      extract_mfcc "$feats" "$split"
+    fi
+  done
+}
+frames_desc="MFCC frames (13 + deltas, utterance CMVN)"
+[ "$features" = mfcc ] || frames_desc="phone encoder frames (${encoder_checkpoint:-shipped}, layer $layer, utterance CMVN)"
+run_stage 3 "$frames_desc of $splits into $feats" extract_frames
 
 # k-means on MFCC frames: runs of one cluster id become one segment, then adjacent pairs are pooled. MFCC
 # frames at 100/s jump between clusters far more than wav2vec 2.0 frames at 50/s, so fewer clusters than
@@ -130,3 +171,65 @@ run_stage 5 "segments of $splits (transform of $feats, PCA $pca_dim, $clusters c
 source recipes/gan_stages.sh
 words=true
 run_gan_stages 6
+
+# Stage 13: how phone-like the units of each front-end are, on the training voices and the held-out test voices.
+# The labels are a supervised topline's alignment of unpooled MFCC k-means runs (docs/gan_investigation.md, "How
+# phone-like the demo's units are"), the same for every front-end; their errors lower every row alike. They are
+# read only to measure: nothing label-free ever sees them.
+measure_unit_quality() {
+  local q=$exp/unit_quality mfcc=$exp/feats/mfcc split n fronts=()
+  extract_mfcc "$mfcc" train dev test
+  stage_cmd $py -m asr_gan.features fit-transform --features "$mfcc/train" --out "$q/transform_nopool" --pca-dim 0 \
+    --clusters 16 --no-pool --seed "$seed" --device cpu
+  for split in train dev test; do
+    stage_cmd $py -m asr_gan.features segment --transform "$q/transform_nopool" --features "$mfcc/$split" \
+      --out "$q/segments_nopool/$split"
+  done
+  { printf 'features: %s\ntext: %s\nphones: %s\nphone_lm: %s\nvalid_features: %s\nvalid_labels: %s\n' \
+      "$q/segments_nopool/train" "$text/train_text.phn" "$text/phones.txt" "$text/phone_lm.bin" \
+      "$q/segments_nopool/dev" "$text/dev.phn"; cat recipes/conf/gan_demo_cpu.yaml; } > "$q/topline.yaml"
+  stage_cmd $py -m asr_gan.train.ctc --model generator --gan-config "$q/topline.yaml" \
+    --features "$q/segments_nopool/train" --labels "$text/train.phn" --phones "$text/phones.txt" \
+    --valid-features "$q/segments_nopool/dev" --valid-labels "$text/dev.phn" --upsample 2 \
+    --epochs "$quality_epochs" --batch-frames 1500 --out "$q/topline"
+  for split in train test; do
+    stage_cmd $py -m asr_gan.train.oracle_segments --checkpoint "$q/topline/checkpoint_best.pt" \
+      --features "$q/segments_nopool/$split" --labels "$text/$split.phn" --out "$q/rows/$split" --label-rows \
+      --no-progress
+  done
+  fronts=(--frontend "mfcc:-:$mfcc/train:$mfcc/test")
+  # Every layer, or at --size tiny (a smoke run) the default one only.
+  for n in $($py -m asr_gan.features.encoder layers ${encoder_checkpoint:+"$encoder_checkpoint"} \
+      $([ "$size" != tiny ] || echo --default)); do
+    for split in train test; do
+      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$q/encoder/$n/$split" \
+        --frontend encoder ${encoder_checkpoint:+--encoder-checkpoint "$encoder_checkpoint"} --layer "$n" \
+        --cmvn utterance --num-workers "$nj"
+    done
+    fronts+=(--frontend "encoder:$n:$q/encoder/$n/train:$q/encoder/$n/test")
+  done
+  stage_cmd $py -m asr_gan.features.frontend_quality --out "$exp/unit_quality.json" "${fronts[@]}" \
+    --train-labels "$q/rows/train.segments" --test-labels "$q/rows/test.segments" \
+    --label-transform "$q/transform_nopool" --label-frames "$mfcc/train" "$mfcc/test" --clusters 50 100 200
+  stage_results
+}
+if [ "$unit_quality" = true ]; then
+  run_stage 13 "unit quality of MFCC and every encoder layer (${encoder_checkpoint:-shipped}; labels: topline alignment, $quality_epochs epochs), RESULTS.md again" \
+    measure_unit_quality
+fi
+
+# Stage 14: the label-free transcripts the encoder gives by itself: its CTC head's phones of eight other languages,
+# mapped to the text's ARPAbet by the IPA table (asr_gan.decode.cross_lingual). No transcription, no seed, no
+# selection; dev and test are scored beside the GAN (the references only score).
+cross_lingual_transcripts() {
+  local split
+  for split in dev test; do
+    stage_cmd $py -m asr_gan.decode.cross_lingual --manifest "$exp/data/$split.jsonl" --phones "$text/phones.txt" \
+      ${encoder_checkpoint:+--encoder-checkpoint "$encoder_checkpoint"} --out "$exp/cross_lingual/$split" --no-progress
+    stage_cmd $py -m asr_gan.scoring --ref "$text/$split.phn" --hyp "$exp/cross_lingual/$split/hyp.phn" --unit phone \
+      --remove-silence --out "$exp/cross_lingual/score_$split"
+  done
+  stage_results
+}
+run_stage 14 "label-free cross-lingual transcripts of dev and test (${encoder_checkpoint:-shipped} encoder's own phones), RESULTS.md again" \
+  cross_lingual_transcripts

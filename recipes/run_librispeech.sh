@@ -2,7 +2,7 @@
 # LibriSpeech (OpenSLR 12) with the LibriSpeech LM text as the unpaired text, wav2vec-U's word-level setting:
 #   bash recipes/run_librispeech.sh --librispeech /data/LibriSpeech --lm-text /data/librispeech-lm-norm.txt.gz
 #       [--subset train-clean-100] [--dev-subset dev-clean] [--test-subset "test-clean test-other"]
-#       [--features mfcc|ssl --ssl-checkpoint PATH --layer 14 --ngpu N] [--exp DIR] [--stage N] [--stop-stage M]
+#       [--features mfcc|ssl|encoder --ssl-checkpoint PATH --layer 14 --ngpu N] [--exp DIR] [--stage N] [--stop-stage M]
 # Stages (each runs once; a rerun skips finished stages and says so):
 #   0 set-up (Debian packages, .venv, KenLM)
 #   1 prepare: one manifest per subset, the LM text normalised into the text corpus
@@ -32,14 +32,18 @@ max_lm_sentences=0         # 0: the whole LM text (about 40 M sentences)
 # fairseq wav2vec-U's prepare_text.sh drops phones seen fewer than 1000 times in the phonemised text.
 min_phone_count=1000
 text_silences=fixed        # fixed: wav2vec-U's <SIL> (both edges, 25% of word gaps); audio: match the training audio
-features=mfcc              # mfcc | ssl
+features=mfcc              # mfcc | ssl | encoder (the shipped cross-lingual phone encoder)
 ssl_checkpoint=""          # ssl: fairseq .pt file or Hugging Face model folder, on local disk
-layer=14                   # ssl: 0-based transformer block (wav2vec-U: 14 of wav2vec 2.0 LARGE's 24)
+encoder_checkpoint=""  # encoder: a checkpoint of `python -m asr_gan.features.encoder train`; empty: the shipped one
+# ssl: 0-based transformer block (auto: 14, wav2vec-U's 15 of wav2vec 2.0 LARGE's 24); encoder: its layer (auto: the
+# checkpoint's default, asr_gan.features.encoder.checkpoint.ENCODER_LAYER)
+layer=auto
 ngpu=1                     # ssl: GPUs to extract on (each takes every ngpu-th shard); 0: CPU
 nj=4                       # worker processes for MFCC, audio reader threads for SSL
 vad=true                   # remove silence before the frontend (wav2vec-U removes it with rVAD)
 pca_dim=auto               # auto: mfcc 0 (no PCA), ssl 512 (wav2vec-U)
-clusters=auto              # auto: mfcc 16 (measured on the demo corpus, see run_demo.sh), ssl 128 (wav2vec-U)
+clusters=auto              # auto: mfcc 16 (measured on the demo corpus, see run_demo.sh), ssl 128 (wav2vec-U),
+                           # encoder 64 (run_demo.sh)
 pool=true                  # mean-pool adjacent segments (wav2vec-U's _pooled)
 seed=1
 exp=exp/librispeech
@@ -48,7 +52,7 @@ recipe_options+=" text_silences"
 # GAN stages (recipes/gan_stages.sh). Each `auto` follows --profile (gpu: wav2vec-U's scale; cpu: the demo's, so a
 # TIMIT-sized corpus finishes on 2 cores; auto: gpu when nvidia-smi lists a GPU; apply_training_profile in
 # recipes/stages.sh). The grid compares the wav2vec-U baseline with the audio cycle.
-recipe_options+=" features ssl_checkpoint layer ngpu nj vad pca_dim clusters pool seed exp"
+recipe_options+=" features ssl_checkpoint encoder_checkpoint layer ngpu nj vad pca_dim clusters pool seed exp"
 declare_gan_options
 parse_options "$@"
 apply_training_profile
@@ -62,13 +66,16 @@ case "$features" in
   mfcc) ;;
   ssl) [ "$stage" -gt 3 ] || { [ -n "$ssl_checkpoint" ] && [ -e "$ssl_checkpoint" ]; } ||
          die "--features ssl needs --ssl-checkpoint PATH of a local fairseq .pt or Hugging Face folder (got '$ssl_checkpoint')" ;;
-  *) die "--features $features: expected mfcc or ssl" ;;
+  encoder) [ -z "$encoder_checkpoint" ] || [ -f "$encoder_checkpoint" ] ||
+         die "--encoder-checkpoint $encoder_checkpoint: no such file" ;;
+  *) die "--features $features: expected mfcc, ssl or encoder" ;;
 esac
 case "$vad" in true|false) ;; *) die "--vad $vad: expected true or false" ;; esac
 case "$text_silences" in fixed|audio) ;; *) die "--text-silences $text_silences: expected fixed or audio" ;; esac
 vad_flag=(); [ "$vad" = false ] || vad_flag=(--vad)
 [ "$pca_dim" != auto ] || pca_dim=$([ "$features" = ssl ] && echo 512 || echo 0)
-[ "$clusters" != auto ] || clusters=$([ "$features" = ssl ] && echo 128 || echo 16)
+[ "$layer" != auto ] || [ "$features" != ssl ] || layer=14
+[ "$clusters" != auto ] || clusters=$(case "$features" in ssl) echo 128 ;; encoder) echo 64 ;; *) echo 16 ;; esac)
 print_settings
 py=.venv/bin/python
 splits="$subset $dev_subset $test_subset"

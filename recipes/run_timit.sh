@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TIMIT (LDC93S1), the wav2vec-U paper's phone recognition benchmark:
-#   bash recipes/run_timit.sh --timit /data/TIMIT [--setting matched|unmatched] [--features mfcc|ssl]
+#   bash recipes/run_timit.sh --timit /data/TIMIT [--setting matched|unmatched] [--features mfcc|ssl|encoder]
 #       [--ssl-checkpoint /models/wav2vec_vox_new.pt --layer 14] [--ngpu N] [--exp DIR] [--stage N] [--stop-stage M]
 # Stages (each runs once; a rerun skips finished stages and says so):
 #   0 set-up (Debian packages, .venv, KenLM)
@@ -24,15 +24,19 @@ stop_stage=100
 timit=""             # the TIMIT folder holding TRAIN/ and TEST/ (or its parent)
 setting=matched      # matched: text = the train transcripts, shuffled; unmatched: text from held-out sentences
 text_fraction=0.25   # unmatched: share of the train utterances whose phones become the text side
-features=mfcc        # mfcc | ssl
+features=mfcc        # mfcc | ssl | encoder (the shipped cross-lingual phone encoder)
 ssl_checkpoint=""    # ssl: fairseq .pt file or Hugging Face model folder, on local disk
-layer=14             # ssl: 0-based transformer block (wav2vec-U: 14 of wav2vec 2.0 LARGE's 24)
+encoder_checkpoint=""  # encoder: a checkpoint of `python -m asr_gan.features.encoder train`; empty: the shipped one
+# ssl: 0-based transformer block (auto: 14, wav2vec-U's 15 of wav2vec 2.0 LARGE's 24); encoder: its layer (auto: the
+# checkpoint's default, asr_gan.features.encoder.checkpoint.ENCODER_LAYER)
+layer=auto
 ngpu=1               # ssl: GPUs to extract on (each takes every ngpu-th shard); 0: CPU
 nj=4                 # worker processes for MFCC, audio reader threads for SSL
 pca_dim=auto         # auto: mfcc 0 (no PCA), ssl 512 (wav2vec-U)
 # auto: ssl 128 (wav2vec-U); mfcc 32: the 39-set references count every stop closure as `sil`, so phones are
 # denser than in the demo (7.5 frames per phone on the synthetic TIMIT-layout fixture against 9.2 for the
-# demo) and the 16 clusters of run_demo.sh gave 1.2 segments per phone there, 32 gave 1.4 (real TIMIT unmeasured).
+# demo) and the 16 clusters of run_demo.sh gave 1.2 segments per phone there, 32 gave 1.4 (real TIMIT unmeasured);
+# encoder 64 (run_demo.sh).
 clusters=auto
 pool=true            # mean-pool adjacent segments (wav2vec-U's _pooled)
 seed=0
@@ -40,7 +44,7 @@ exp=""
 # GAN stages (recipes/gan_stages.sh). Each `auto` follows --profile (gpu: wav2vec-U's scale; cpu: the demo's, so a
 # TIMIT-sized corpus finishes on 2 cores; auto: gpu when nvidia-smi lists a GPU; apply_training_profile in
 # recipes/stages.sh). The grid compares the wav2vec-U baseline with the audio cycle.
-recipe_options="stage stop_stage timit setting text_fraction features ssl_checkpoint layer ngpu nj pca_dim clusters pool seed exp"
+recipe_options="stage stop_stage timit setting text_fraction features ssl_checkpoint encoder_checkpoint layer ngpu nj pca_dim clusters pool seed exp"
 declare_gan_options
 parse_options "$@"
 apply_training_profile
@@ -51,10 +55,13 @@ case "$features" in
   mfcc) ;;
   ssl) [ "$stage" -gt 3 ] || { [ -n "$ssl_checkpoint" ] && [ -e "$ssl_checkpoint" ]; } ||
          die "--features ssl needs --ssl-checkpoint PATH of a local fairseq .pt or Hugging Face folder (got '$ssl_checkpoint')" ;;
-  *) die "--features $features: expected mfcc or ssl" ;;
+  encoder) [ -z "$encoder_checkpoint" ] || [ -f "$encoder_checkpoint" ] ||
+         die "--encoder-checkpoint $encoder_checkpoint: no such file" ;;
+  *) die "--features $features: expected mfcc, ssl or encoder" ;;
 esac
 [ "$pca_dim" != auto ] || pca_dim=$([ "$features" = ssl ] && echo 512 || echo 0)
-[ "$clusters" != auto ] || clusters=$([ "$features" = ssl ] && echo 128 || echo 32)
+[ "$layer" != auto ] || [ "$features" != ssl ] || layer=14
+[ "$clusters" != auto ] || clusters=$(case "$features" in ssl) echo 128 ;; encoder) echo 64 ;; *) echo 32 ;; esac)
 [ -n "$exp" ] || exp=exp/timit_$setting
 print_settings
 py=.venv/bin/python

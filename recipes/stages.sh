@@ -195,7 +195,11 @@ print_settings() {
 run_frame_stages() {
   local train=$1 note=$2 frames_desc pool_flag
   extract_flags=("${@:3}")
-  frames_desc=$([ "$features" = ssl ] && echo "SSL layer $layer of $ssl_checkpoint" || echo "MFCC (13 + deltas, utterance CMVN)")
+  case "$features" in
+    ssl) frames_desc="SSL layer $layer of $ssl_checkpoint" ;;
+    encoder) frames_desc="phone encoder (${encoder_checkpoint:-shipped}) layer $layer, utterance CMVN," ;;
+    *) frames_desc="MFCC (13 + deltas, utterance CMVN)" ;;
+  esac
   run_stage 3 "$frames_desc frames$note of $splits into $feats" extract_frames
   pool_flag=$([ "$pool" = true ] && echo --pool || echo --no-pool)
   run_stage 4 "fit the segmenter on $feats/$train (PCA $pca_dim, $clusters clusters, pool $pool)" \
@@ -216,6 +220,11 @@ extract_frames() {
       run_on_gpus "$ngpu" $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
         --ssl-checkpoint "$ssl_checkpoint" --layer "$layer" --cmvn none --dtype float16 --num-workers "$nj" \
         "${extract_flags[@]}" $([ "$ngpu" -gt 0 ] || echo --device cpu)
+    elif [ "$features" = encoder ]; then
+      # The shipped phone encoder (asr_gan.features.encoder): small enough for the CPU workers.
+      stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
+        --frontend encoder ${encoder_checkpoint:+--encoder-checkpoint "$encoder_checkpoint"} \
+        $([ "$layer" = auto ] || echo --layer "$layer") --cmvn utterance --num-workers "$nj" "${extract_flags[@]}"
     else
       stage_cmd $py -m asr_gan.features extract --manifest "$exp/data/$split.jsonl" --out "$feats/$split" \
         --frontend mfcc --num-ceps 13 --cmvn utterance --num-workers "$nj" "${extract_flags[@]}"

@@ -60,14 +60,26 @@ def test_demo_recipe_writes_results_with_per_and_wer_of_every_set(demo):
         assert any("weighted_lm_ppl" in r for r in records) and any("d_total" in r for r in records)
     report = json.loads((exp / "self_train" / "report.json").read_text())
     assert report["rounds"], "self-training reports its rounds"
-    for stage in range(1, 13):
+    for stage in range(1, 15):
         assert f"Stage {stage}:" in first
+    # Stage 13: the default front-end (the shipped encoder's layer) beside MFCC, on train and held-out test voices.
+    quality = json.loads((exp / "unit_quality.json").read_text())
+    assert {(r["frontend"], r["split"]) for r in quality if "pnmi" in r} == {
+        ("mfcc", "train"), ("mfcc", "test"), ("encoder", "train"), ("encoder", "test")}
+    assert all(0.0 <= r["pnmi"] <= 1.0 for r in quality if "pnmi" in r)
+    assert "how phone-like each front-end's units are" in markdown
+    # Stage 14: the encoder's own phones, label-free, scored on dev and test and shown in RESULTS.
+    assert {"cross_lingual/score_dev", "cross_lingual/score_test"} <= set(scores)
+    assert "cross_lingual/score_test" in markdown
+    # It learns without labels: far below the chance level of a recogniser that ignores the audio.
+    assert scores["cross_lingual/score_test"]["error_rate"] < scores["chance/score_test"]["error_rate"] - 0.15
+    assert (exp / "feats" / "encoder" / "train").is_dir(), "the demo reads the shipped encoder by default"
 
 
 def test_demo_recipe_rerun_skips_every_finished_stage(demo):
     _, _, second = demo
     lines = [line for line in second.splitlines() if re.search(r"\] Stage \d+:", line)]
-    assert len(lines) == 12 and all("already done, skipping" in line for line in lines), lines
+    assert len(lines) == 14 and all("already done, skipping" in line for line in lines), lines
 
 
 def test_the_demo_bundle_transcribes_a_new_audio_file(demo, tmp_path):
@@ -94,7 +106,7 @@ def run_recipe(script: str, *args: str) -> str:
 
 def assert_rerun_skips_every_stage(script: str, *args: str) -> None:
     lines = [line for line in run_recipe(script, *args).splitlines() if re.search(r"\] Stage \d+:", line)]
-    assert len(lines) == 12 and all("already done, skipping" in line for line in lines), lines
+    assert len(lines) == 14 and all("already done, skipping" in line for line in lines), lines
 
 
 def score_names(exp: Path) -> dict[str, dict]:

@@ -180,15 +180,16 @@ def test_demo_recipe_builds_corpus_text_frames_and_segments(demo_run):
     assert [line.split(" (log")[0] for line in stage_lines(result.stdout) if "done in" not in line] == [
         "Stage 1: build the TTS demo corpus (tiny, 14 training utterances)",
         "Stage 2: text side: lexicon, phonemised text, phone and word LMs",
-        f"Stage 3: MFCC frames (13 + deltas, utterance CMVN) of train dev test into {exp}/feats/mfcc",
-        f"Stage 4: fit the segmenter on {exp}/feats/mfcc/train (PCA 0, 16 clusters, pool true)",
-        f"Stage 5: segments of train dev test (transform of {exp}/feats/mfcc, PCA 0, 16 clusters, pool true), "
+        "Stage 3: phone encoder frames (shipped, layer auto, utterance CMVN) of train dev test into "
+        f"{exp}/feats/encoder",
+        f"Stage 4: fit the segmenter on {exp}/feats/encoder/train (PCA 0, 64 clusters, pool true)",
+        f"Stage 5: segments of train dev test (transform of {exp}/feats/encoder, PCA 0, 64 clusters, pool true), "
         "segments per phone",
     ]
     for path in ("data/train.jsonl", "data/test.jsonl", "text/phones.txt", "text/phone_lm.bin", "text/word_lm.bin",
                  "text/dev.phn"):
         assert (exp / path).is_file(), path
-    stats = assert_feature_outputs(exp, "mfcc", ["train", "dev", "test"], dim=39)
+    stats = assert_feature_outputs(exp, "encoder", ["train", "dev", "test"], dim=192)  # the shipped encoder's width
     # The chosen segmenter keeps every utterance above one segment per reference phone (run_demo.sh's note).
     for split, s in stats.items():
         assert 1.1 < s["segments_per_phone"] < 2.5, (split, s["segments_per_phone"])
@@ -197,10 +198,11 @@ def test_demo_recipe_builds_corpus_text_frames_and_segments(demo_run):
 
     commands = (exp / "commands.sh").read_text()
     assert commands.count("-m asr_gan.features extract ") == 3 and commands.count("-m asr_gan.features segment ") == 3
-    assert "--clusters 16 --pool" in commands
+    assert "--clusters 64 --pool" in commands and "--frontend encoder" in commands
     assert [line.split("\t")[0] for line in (exp / "timings.tsv").read_text().splitlines()] == ["1", "2", "3", "4", "5"]
     settings = (exp / "settings.txt").read_text()
-    assert "size=tiny" in settings and "train_utts=14" in settings and "clusters=16" in settings
+    assert "size=tiny" in settings and "train_utts=14" in settings and "clusters=64" in settings
+    assert "features=encoder" in settings
 
 
 def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_run, tmp_path):
@@ -217,7 +219,7 @@ def test_demo_recipe_rerun_skips_every_stage_and_the_collector_reports_it(demo_r
     assert main(["--exp", str(exp), "--out", str(tmp_path)]) == 0
     md = (tmp_path / "RESULTS.md").read_text()
     assert "| 5 | segments of train dev test" in md and "**total**" in md
-    assert "| feats/mfcc/segments/train | 14 |" in md
+    assert "| feats/encoder/segments/train | 14 |" in md
     assert "-m asr_gan.features fit-transform" in md
 
 
@@ -239,6 +241,14 @@ def test_demo_recipe_matches_text_silences_to_the_audio(demo_run, tmp_path):
     # The default keeps wav2vec-U's silences: every sentence of the shared run starts and ends with one.
     assert all(line.startswith("<SIL> ") for line in (exp / "text" / "train_text.phn").read_text().splitlines())
     assert run_recipe("run_demo.sh", "--text-silences", "maybe", check=False).returncode == 2
+
+
+def test_demo_recipe_refuses_an_unknown_front_end_or_a_missing_encoder_checkpoint(tmp_path):
+    bad = run_recipe("run_demo.sh", "--features", "wav2vec", "--exp", str(tmp_path / "a"), check=False)
+    assert bad.returncode == 2 and "expected encoder or mfcc" in bad.stderr
+    missing = run_recipe("run_demo.sh", "--encoder-checkpoint", str(tmp_path / "none.pt"), "--exp",
+                         str(tmp_path / "b"), check=False)
+    assert missing.returncode == 2 and "none.pt: no such file" in missing.stderr
 
 
 def test_demo_recipe_speaks_every_split_with_the_voices_given(tmp_path):

@@ -2,7 +2,7 @@
 
     python -m asr_gan.features.encoder train --out exp/encoder      # speak 8 languages, train, report
     python -m asr_gan.features.encoder info [CHECKPOINT]            # what a checkpoint is (default: shipped)
-    python -m asr_gan.features.encoder layers [CHECKPOINT]          # its layer numbers, for a shell loop
+    python -m asr_gan.features.encoder layers [CHECKPOINT] [--default]  # its layer numbers, for a shell loop
 
 `train` reproduces the shipped checkpoint with its defaults (README, "The phone encoder"); copy
 `<out>/encoder.pt` over `asr_gan/features/encoder/xlingual_phone_encoder.pt` to ship a new one.
@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from asr_gan.features.encoder.checkpoint import SHIPPED_CHECKPOINT, load_encoder
+from asr_gan.features.encoder.checkpoint import ENCODER_LAYER, SHIPPED_CHECKPOINT, load_encoder
 from asr_gan.features.encoder.corpus import DEFAULT_LANGUAGES, CorpusConfig
 from asr_gan.features.encoder.model import EncoderConfig
 from asr_gan.features.encoder.train import EncoderTrainConfig, train_encoder
@@ -69,7 +69,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(" ".join(str(layer) for layer in range(blocks + 1)))
+    print(min(ENCODER_LAYER, blocks) if args.default else " ".join(str(layer) for layer in range(blocks + 1)))
     return 0
 
 
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("layers", help="print the layer numbers of a checkpoint: 0 (stem) to its last block")
     p.add_argument("checkpoint", nargs="?", help="default: the shipped checkpoint")
+    p.add_argument("--default", action="store_true", help="only the layer --frontend encoder reads by default")
     p.set_defaults(func=cmd_layers)
     return parser
 
