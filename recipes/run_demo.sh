@@ -92,7 +92,8 @@ case "$features" in
   mfcc|encoder) ;;
   *) die "--features $features: expected encoder or mfcc" ;;
 esac
-[ -z "$encoder_checkpoint" ] || [ -f "$encoder_checkpoint" ] || die "--encoder-checkpoint $encoder_checkpoint: no such file"
+[ -z "$encoder_checkpoint" ] || [ -f "$encoder_checkpoint" ] ||
+  die "--encoder-checkpoint $encoder_checkpoint: no such file"
 case "$unit_quality" in true|false) ;; *) die "--unit-quality $unit_quality: expected true or false" ;; esac
 [ "$pca_dim" != auto ] || pca_dim=0
 [ "$clusters" != auto ] || clusters=$([ "$features" = encoder ] && echo 64 || echo 16)
@@ -214,7 +215,8 @@ measure_unit_quality() {
   stage_results
 }
 if [ "$unit_quality" = true ]; then
-  run_stage 13 "unit quality of MFCC and every encoder layer (${encoder_checkpoint:-shipped}; labels: topline alignment, $quality_epochs epochs), RESULTS.md again" \
+  quality_desc="${encoder_checkpoint:-shipped}; labels: topline alignment, $quality_epochs epochs"
+  run_stage 13 "unit quality of MFCC and every encoder layer ($quality_desc), RESULTS.md again" \
     measure_unit_quality
 fi
 
@@ -231,5 +233,6 @@ cross_lingual_transcripts() {
   done
   stage_results
 }
-run_stage 14 "label-free cross-lingual transcripts of dev and test (${encoder_checkpoint:-shipped} encoder's own phones), RESULTS.md again" \
+own_phones="${encoder_checkpoint:-shipped} encoder's own phones"
+run_stage 14 "label-free cross-lingual transcripts of dev and test ($own_phones), RESULTS.md again" \
   cross_lingual_transcripts

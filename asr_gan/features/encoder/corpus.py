@@ -3,8 +3,8 @@
 No English audio and no English phone label is ever used. Text comes from Debian's word lists (`wngerman`,
 `wspanish`, ...): a sentence is a few words drawn at random, spoken by one of several espeak-ng voice variants
 at a random speed and pitch. espeak-ng writes the waveform and, in the same call, the IPA phonemes it spoke
-(`--ipa --sep=_`), which `phonemes.ipa_to_phones` maps to the shared inventory. A sentence in which espeak-ng reads a word as English
-(it does for a few French and Swedish words) is skipped. The variants that speak the
+(`--ipa --sep=_`), which `phonemes.ipa_to_phones` maps to the shared inventory. A sentence in which espeak-ng
+reads a word as English (it does for a few French and Swedish words) is skipped. The variants that speak the
 demo corpus's dev and test voices are left out, so its held-out voices stay unheard here as well.
 
 Each language is synthesised into one file `<out>/<language>.npz` (log-mel frames, lengths, phones, split),
