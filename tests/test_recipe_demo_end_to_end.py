@@ -68,11 +68,14 @@ def test_demo_recipe_writes_results_with_per_and_wer_of_every_set(demo):
         ("mfcc", "train"), ("mfcc", "test"), ("encoder", "train"), ("encoder", "test")}
     assert all(0.0 <= r["pnmi"] <= 1.0 for r in quality if "pnmi" in r)
     assert "how phone-like each front-end's units are" in markdown
-    # Stage 14: the encoder's own phones, label-free, scored on dev and test and shown in RESULTS.
-    assert {"cross_lingual/score_dev", "cross_lingual/score_test"} <= set(scores)
-    assert "cross_lingual/score_test" in markdown
+    # Stage 14: the label-free chain, round by round, scored on dev and test (phones and words), shown in RESULTS.
+    chain = json.loads((exp / "refine" / "report.json").read_text())
+    assert [r["round"] for r in chain["rounds"]][0] == 0 and chain["final_round"] in range(len(chain["rounds"]))
+    assert {"refine/final/score_test_phones", "refine/final/score_test_words", "refine/round0/score_dev_words",
+            "refine/round1/score_test_phones"} <= set(scores)
+    assert "refine/final/score_test_phones" in markdown
     # It learns without labels: far below the chance level of a recogniser that ignores the audio.
-    assert scores["cross_lingual/score_test"]["error_rate"] < scores["chance/score_test"]["error_rate"] - 0.15
+    assert scores["refine/final/score_test_phones"]["error_rate"] < scores["chance/score_test"]["error_rate"] - 0.15
     assert (exp / "feats" / "encoder" / "train").is_dir(), "the demo reads the shipped encoder by default"
 
 

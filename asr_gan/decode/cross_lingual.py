@@ -28,27 +28,49 @@ from asr_gan.features.encoder.corpus import MEL_CONFIG
 from asr_gan.features.frontends import SAMPLE_RATE, LogMelFrontend
 from asr_gan.features.normalization import normalize_utterance
 from asr_gan.manifest import read_manifest
-from asr_gan.text.ipa_arpabet import ipa_to_arpabet
+from asr_gan.text.ipa_arpabet import arpabet_weights, ipa_to_arpabet
 from asr_gan.text.phones import PhoneInventory
 
 
 class CrossLingualTranscriber:
     """Waveform -> target-inventory phones, through the encoder's greedy CTC phones and the IPA table."""
 
-    def __init__(self, inventory: list[str], checkpoint: str | Path | None = None) -> None:
+    def __init__(self, inventory: list[str], checkpoint: str | Path | None = None, silence: str = "<SIL>") -> None:
         self.loaded = load_encoder(checkpoint)
         self.mel = LogMelFrontend(MEL_CONFIG)
         self.inventory = inventory
+        self.silence = silence
+        self._weights: torch.Tensor | None = None
+
+    def standardised_mel(self, wave: np.ndarray) -> np.ndarray:
+        """(T, 80) log-mel at 100 Hz, standardised per utterance: the encoder's input."""
+        mel = self.mel(wave)
+        return normalize_utterance(mel) if len(mel) else mel.astype(np.float32)
 
     @torch.no_grad()
-    def ipa(self, wave: np.ndarray) -> list[str]:
-        mel = self.mel(wave)
+    def logits(self, wave: np.ndarray | None = None, mel: np.ndarray | None = None) -> torch.Tensor:
+        """The encoder head's (T, 1 + encoder phones) logits at 50 Hz of a waveform (or of its `standardised_mel`);
+        output 0 is the CTC blank."""
+        mel = self.standardised_mel(wave) if mel is None else mel
         if len(mel) == 0:
-            return []
-        x = torch.from_numpy(normalize_utterance(mel))[None]
-        logits, _ = self.loaded.model(x, torch.tensor([len(mel)]))
-        path = torch.unique_consecutive(logits[0].argmax(-1)).tolist()
+            return torch.zeros(0, 1 + len(self.loaded.phones))
+        logits, _ = self.loaded.model(torch.from_numpy(mel)[None], torch.tensor([len(mel)]))
+        return logits[0]
+
+    def ipa(self, wave: np.ndarray) -> list[str]:
+        path = torch.unique_consecutive(self.logits(wave).argmax(-1)).tolist()
         return [self.loaded.phones[i - 1] for i in path if i > 0]
+
+    def log_probs(self, wave: np.ndarray | None = None, mel: np.ndarray | None = None,
+                  floor: float = 1e-4) -> torch.Tensor:
+        """(T, len(inventory)) frame log-probs over the target phones, the blank's mass on `silence`: the form the
+        word decoder reads (asr_gan.decode.words, silence as blank). `floor` keeps every phone reachable."""
+        if self._weights is None:
+            if self.silence not in self.inventory:
+                raise ValueError(f"the target inventory has no silence token {self.silence!r} to carry the blank")
+            self._weights = torch.from_numpy(arpabet_weights(self.loaded.phones, self.inventory, self.silence))
+        mass = self.logits(wave, mel).softmax(-1) @ self._weights
+        return torch.log_softmax(torch.log(mass + floor), dim=-1)
 
     def __call__(self, wave: np.ndarray) -> list[str]:
         return ipa_to_arpabet(self.ipa(wave), self.inventory)
@@ -64,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
-        inventory = [s for s in PhoneInventory.load(args.phones).symbols]
-        transcriber = CrossLingualTranscriber(inventory, args.encoder_checkpoint)
+        inventory = PhoneInventory.load(args.phones)
+        transcriber = CrossLingualTranscriber(list(inventory.symbols), args.encoder_checkpoint,
+                                              inventory.silence or "<SIL>")
         utterances = read_manifest(args.manifest)
     except (OSError, ValueError) as err:
         print(f"[cross_lingual] error: {err}", file=sys.stderr)

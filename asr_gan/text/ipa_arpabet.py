@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 IPA_TO_ARPABET: dict[str, tuple[str, ...]] = {
     # vowels
     "a": ("AA",), "ɑ": ("AA",), "æ": ("AE",), "ɐ": ("AH",), "ə": ("AH",), "ʌ": ("AH",), "ɔ": ("AO",), "o": ("OW",),
@@ -58,3 +60,38 @@ def ipa_to_arpabet(phones: Iterable[str], inventory: Sequence[str]) -> list[str]
         else:
             raise ValueError(f"ARPAbet phone {arpa} is not in the target inventory ({' '.join(inventory)})")
     return mapped
+
+
+def arpabet_weights(ipa_phones: Sequence[str], inventory: Sequence[str], silence: str) -> np.ndarray:
+    """How much of each IPA output's probability goes to each target phone: a (1 + len(ipa_phones), len(inventory))
+    matrix whose row 0 is the CTC blank (all to `silence`) and row i + 1 is `ipa_phones[i]`.
+
+    A frame carries one IPA phone, so a sequence of them cannot be rewritten as `ipa_to_arpabet` rewrites text: an
+    IPA phone gives its full weight to its first ARPAbet phone, half to the second of a split affricate (ts -> T S),
+    and half to each English diphthong it can begin or end (a -> AY, AW), so the lexicon, not the table, decides
+    whether `a ɪ` is AA IH or AY. A phone the table drops (the glottal stop) or does not know goes to silence."""
+    lower = all(p == p.lower() for p in inventory if p != silence)
+    index = {p: i for i, p in enumerate(inventory)}
+
+    def column(arpa: str) -> int | None:
+        for candidate in (arpa, FOLD_39.get(arpa, arpa)):
+            name = candidate.lower() if lower else candidate
+            if name in index and name != silence:
+                return index[name]
+        return None
+
+    weights = np.zeros((1 + len(ipa_phones), len(inventory)), dtype=np.float32)
+    weights[0, index[silence]] = 1.0
+    for row, phone in enumerate(ipa_phones, 1):
+        targets = [c for c in (column(a) for a in IPA_TO_ARPABET.get(phone, ())) if c is not None]
+        if not targets:
+            weights[row, index[silence]] = 1.0
+            continue
+        for k, col in enumerate(targets):
+            weights[row, col] += 1.0 if k == 0 else 0.5
+        first = IPA_TO_ARPABET[phone][0]
+        for pair, diphthong in DIPHTHONGS.items():
+            col = column(diphthong)
+            if first in pair and col is not None and col not in targets:
+                weights[row, col] += 0.5
+    return weights
