@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from asr_gan.features.encoder.checkpoint import load_encoder
 from asr_gan.features.encoder.corpus import MEL_CONFIG
 from asr_gan.features.frontends import SAMPLE_RATE, LogMelFrontend
 from asr_gan.features.normalization import normalize_utterance
-from asr_gan.manifest import read_manifest
+from asr_gan.manifest import Utterance, read_manifest
 from asr_gan.text.ipa_arpabet import arpabet_weights, ipa_to_arpabet
 from asr_gan.text.phones import PhoneInventory
 
@@ -76,6 +77,19 @@ class CrossLingualTranscriber:
         return ipa_to_arpabet(self.ipa(wave), self.inventory)
 
 
+def readable_waves(utterances: Iterable[Utterance], skipped: list[str], desc: str, progress: bool = True
+                   ) -> Iterator[tuple[Utterance, np.ndarray]]:
+    """Each utterance with its 16 kHz waveform; one whose audio cannot be read is appended to `skipped` as
+    `utt_id: error` (the error names the file) and passed over."""
+    for utt in tqdm(utterances, desc=desc, unit="utt", disable=not progress, dynamic_ncols=True):
+        try:
+            wave = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
+        except AudioError as err:
+            skipped.append(f"{utt.utt_id}: {err}")
+            continue
+        yield utt, wave
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asr_gan.decode.cross_lingual", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,15 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
-    skipped, lines = [], []
-    for utt in tqdm(utterances, desc="[cross_lingual] transcribe", unit="utt", disable=args.no_progress,
-                    dynamic_ncols=True):
-        try:
-            wave = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
-        except AudioError as err:
-            skipped.append(f"{utt.utt_id}: {err}")
-            continue
-        lines.append(f"{utt.utt_id} {' '.join(transcriber(wave))}".rstrip() + "\n")
+    skipped: list[str] = []
+    lines = [f"{utt.utt_id} {' '.join(transcriber(wave))}".rstrip() + "\n"
+             for utt, wave in readable_waves(utterances, skipped, "[cross_lingual] transcribe", not args.no_progress)]
     (args.out / "hyp.phn").write_text("".join(lines), encoding="utf-8")
     (args.out / "skipped.txt").write_text("".join(f"{line}\n" for line in skipped), encoding="utf-8")
     for line in skipped:

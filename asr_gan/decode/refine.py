@@ -43,12 +43,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr_gan.audio.io import AudioError, load_audio
-from asr_gan.decode.cross_lingual import CrossLingualTranscriber
+from asr_gan.decode.cross_lingual import CrossLingualTranscriber, readable_waves
 from asr_gan.decode.greedy import greedy_decode, symbols
 from asr_gan.decode.tune import tune_word_decoding
 from asr_gan.decode.words import DecoderLexicon, WordDecoder, WordDecoderConfig
-from asr_gan.features.frontends import SAMPLE_RATE
 from asr_gan.manifest import read_manifest
 from asr_gan.text.lm import NgramLM
 from asr_gan.text.phones import PhoneInventory
@@ -104,16 +102,9 @@ class RoundResult:
 def read_mels(manifest: str | Path, transcriber: CrossLingualTranscriber, progress: bool = True, desc: str = ""
               ) -> tuple[dict[str, np.ndarray], list[str]]:
     """The encoder's input (standardised log-mel) of every readable utterance, and the skipped ones."""
-    out: dict[str, np.ndarray] = {}
     skipped: list[str] = []
-    for utt in tqdm(read_manifest(manifest), desc=f"[refine] log-mel {desc}", unit="utt", disable=not progress,
-                    dynamic_ncols=True):
-        try:
-            wave = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
-        except AudioError as err:
-            skipped.append(f"{utt.utt_id}: {err}")
-            continue
-        out[utt.utt_id] = transcriber.standardised_mel(wave)
+    out = {utt.utt_id: transcriber.standardised_mel(wave)
+           for utt, wave in readable_waves(read_manifest(manifest), skipped, f"[refine] log-mel {desc}", progress)}
     return out, skipped
 
 
@@ -182,7 +173,7 @@ def score_against(references: Path | None, split: str, phones: dict[str, list[st
         if path.is_file():
             refs = read_phone_labels(path)
             common = [u for u in refs if u in hyps]
-            scores[name] = phone_error_rate([refs[u] for u in common], [hyps.get(u, []) for u in common], ignore)
+            scores[name] = phone_error_rate([refs[u] for u in common], [hyps[u] for u in common], ignore)
     return scores
 
 

@@ -52,14 +52,20 @@ def ipa_to_arpabet(phones: Iterable[str], inventory: Sequence[str]) -> list[str]
                 out.append(arpa)
     mapped = []
     for arpa in out:
-        for candidate in (arpa, FOLD_39.get(arpa, arpa)):
-            name = candidate.lower() if lower else candidate
-            if name in known:
-                mapped.append(name)
-                break
-        else:
+        name = target_name(arpa, known, lower)
+        if name is None:
             raise ValueError(f"ARPAbet phone {arpa} is not in the target inventory ({' '.join(inventory)})")
+        mapped.append(name)
     return mapped
+
+
+def target_name(arpa: str, known: set[str] | dict[str, int], lower: bool) -> str | None:
+    """`arpa` as the inventory spells it (its case; folded as TIMIT's 39 set when absent), or None."""
+    for candidate in (arpa, FOLD_39.get(arpa, arpa)):
+        name = candidate.lower() if lower else candidate
+        if name in known:
+            return name
+    return None
 
 
 def arpabet_weights(ipa_phones: Sequence[str], inventory: Sequence[str], silence: str) -> np.ndarray:
@@ -72,13 +78,11 @@ def arpabet_weights(ipa_phones: Sequence[str], inventory: Sequence[str], silence
     whether `a ɪ` is AA IH or AY. A phone the table drops (the glottal stop) or does not know goes to silence."""
     lower = all(p == p.lower() for p in inventory if p != silence)
     index = {p: i for i, p in enumerate(inventory)}
+    speech = {p: i for p, i in index.items() if p != silence}
 
     def column(arpa: str) -> int | None:
-        for candidate in (arpa, FOLD_39.get(arpa, arpa)):
-            name = candidate.lower() if lower else candidate
-            if name in index and name != silence:
-                return index[name]
-        return None
+        name = target_name(arpa, speech, lower)
+        return None if name is None else speech[name]
 
     weights = np.zeros((1 + len(ipa_phones), len(inventory)), dtype=np.float32)
     weights[0, index[silence]] = 1.0
