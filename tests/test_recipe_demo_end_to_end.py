@@ -121,7 +121,7 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     exp = tmp_path / "timit"
     # With the decipherment warm start (the one label-free start that converged on the 40-phone toy), each
     # speaker's utterances deciphered on their own: here only to run that path, TIMIT's 8 sentences a speaker
-    # are too few for it (README).
+    # are too few for it (docs/running.md).
     decipher_args = ("--decipher-clusters", "8", "--decipher-speakers", "true")
     run_recipe("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp), *decipher_args)
     decipher = json.loads((exp / "decipher" / "report.json").read_text())
