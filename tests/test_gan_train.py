@@ -272,8 +272,9 @@ def test_config_reads_yaml_and_dotted_overrides_and_rejects_unknown_settings(tmp
 
 def test_gan_learns_the_toy_decipherment_task(toy, tmp_path):
     """Unsupervised: no reference reaches the learner; PER must end far below chance and below its start."""
-    # Seed 1 with the audio cycle reached 10% PER at 2250 updates in the toy sweep of docs/results_history.md (2% at 2750);
-    # the bounds below leave a wide margin. Not every seed converges (docs/results_history.md: 2 of 3 with the audio cycle).
+    # Seed 1 with the audio cycle reached 10% PER at 2250 updates in the toy sweep of docs/results_history.md
+    # (2% at 2750); the bounds below leave a wide margin. Not every seed converges (docs/results_history.md:
+    # 2 of 3 with the audio cycle).
     config = toy_config(toy, max_updates=2250, valid_interval=250, seed=1)
     config.loss.cycle_audio = 1.0
     # The frame regularisers (asr_gan's before issue 36): with wav2vec-U's merged ones this seed ends at 61% PER
