@@ -7,7 +7,10 @@ Data flow, one sub-package per step:
   models/    generator (features -> phone logits), discriminator, reverse generator
   train/     GAN and supervised training loops, label-free model selection
   decode/    phone logits -> phones -> words; model bundle; self-training
-  scoring/   hypotheses vs references -> PER / WER
+  scoring/   hypotheses vs references -> PER / WER; how phone-like a front-end's units are
+  results/   an experiment's scores -> RESULTS.md, pictures
+  lab/       diagnosis and research tools; the pipeline never imports them
+Shared by every step: manifest.py (utterance lists), ctm.py (time-marked phones), edits.py (edit counts).
 """
 
 __version__ = "0.1.0"

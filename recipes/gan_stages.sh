@@ -14,7 +14,7 @@
 #   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
 #   decipher_clusters   0 (default): the GAN starts from random weights (wav2vec-U); N > 0: the sweep stage first
-#             labels the training segments by decipherment of N k-means clusters (asr_gan.train.decipher), and
+#             labels the training segments by decipherment of N k-means clusters (asr_gan.lab.decipher), and
 #             every GAN run starts from those labels (docs/gan_investigation.md, "With ten times the audio")
 #   decipher_order      2 (default): the decipherment's HMM moves by the text's phone bigram; 3: by its trigram
 #             (decipher --order 3: a wider basin around the truth, O(P^3) per segment against O(P^2))
@@ -72,7 +72,7 @@ stage_sweep() {
     local speakers=()
     [ "$decipher_speakers" = false ] || speakers=(--speakers "$exp/data/$train_split.jsonl")
     # Training references only score the labels (decipher --labels); the fit never reads them.
-    stage_cmd $py -m asr_gan.train.decipher --features "$segs/$train_split" --clusters "$decipher_clusters" \
+    stage_cmd $py -m asr_gan.lab.decipher --features "$segs/$train_split" --clusters "$decipher_clusters" \
       --order "$decipher_order" --text "$text/train_text.phn" --phones "$text/phones.txt" \
       --labels "$text/$train_split.phn" --out "$exp/decipher" "${speakers[@]}"
     # The warm start of the toy section: 1000 cross-entropy updates on the labels, 500 discriminator-only

@@ -203,8 +203,8 @@ measure_unit_quality() {
     --valid-features "$q/segments_nopool/dev" --valid-labels "$text/dev.phn" --upsample 2 \
     --epochs "$quality_epochs" --batch-frames 1500 --out "$q/topline"
   for split in train test; do
-    stage_cmd $py -m asr_gan.train.oracle_segments --checkpoint "$q/topline/checkpoint_best.pt" \
-      --features "$q/segments_nopool/$split" --labels "$text/$split.phn" --out "$q/rows/$split" --label-rows \
+    stage_cmd $py -m asr_gan.scoring.reference_rows --checkpoint "$q/topline/checkpoint_best.pt" \
+      --features "$q/segments_nopool/$split" --labels "$text/$split.phn" --out "$q/rows/$split" \
       --no-progress
   done
   fronts=(--frontend "mfcc:-:$mfcc/train:$mfcc/test")
@@ -225,7 +225,7 @@ measure_unit_quality() {
     done
     fronts+=(--frontend "encoder:$n:$q/encoder/$n/train:$q/encoder/$n/test")
   done
-  stage_cmd $py -m asr_gan.features.frontend_quality --out "$exp/unit_quality.json" "${fronts[@]}" \
+  stage_cmd $py -m asr_gan.scoring.frontend_quality --out "$exp/unit_quality.json" "${fronts[@]}" \
     --train-labels "$q/rows/train.segments" --test-labels "$q/rows/test.segments" \
     --label-transform "$q/transform_nopool" --label-frames "$mfcc/train" "$mfcc/test" --clusters 50 100 200
   stage_results

@@ -1,5 +1,5 @@
-"""Refining a label-free reading by alternating the decipherment and a CTC student (asr_gan.train.alternate), and
-a GAN generator's reading of every row (asr_gan.train.row_labels), on the toy task."""
+"""Refining a label-free reading by alternating the decipherment and a CTC student (asr_gan.lab.alternate), and
+a GAN generator's reading of every row (asr_gan.lab.row_labels), on the toy task."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from asr_gan.features.storage import FeatureSetWriter
+from asr_gan.lab import alternate, row_labels
 from asr_gan.models.generator import Generator
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train import alternate, row_labels
 from asr_gan.train.checkpoint import save_checkpoint
-from asr_gan.train.ctc import per_on_common, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_data import read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_outputs import per_on_common
 from tests.fixtures.toy_phones import make_toy_task
 
 

@@ -1,14 +1,13 @@
-"""The next-phone-dependent decipherment HMM (asr_gan.train.context_hmm) against enumerating every state path."""
+"""The next-phone-dependent decipherment HMM (asr_gan.lab.context_hmm) against enumerating every state path."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 import torch
 
-from asr_gan.train import context_hmm
-from asr_gan.train.decipher import _pad
+from asr_gan.lab import context_hmm
+from asr_gan.lab.decipher import _pad
 from tests.fixtures.enumerated_hmm import enumerate_paths
 
 PHONES, CLUSTERS = 2, 3

@@ -9,9 +9,9 @@ import torch
 
 from asr_gan.audio import load_audio
 from asr_gan.decode.cross_lingual import CrossLingualTranscriber, main
+from asr_gan.edits import edit_counts
 from asr_gan.features.encoder.checkpoint import load_encoder
 from asr_gan.manifest import Utterance, write_manifest
-from asr_gan.scoring.error_rate import edit_counts
 from asr_gan.text.ipa_arpabet import IPA_TO_ARPABET, ipa_to_arpabet
 
 torch.set_num_threads(1)

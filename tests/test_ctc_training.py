@@ -10,19 +10,9 @@ import torch
 
 from asr_gan.models.ctc_model import CTCPhoneModel
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import (
-    CTCTrainConfig,
-    ctc_feasible,
-    ctc_greedy_decode,
-    evaluate_per,
-    length_batches,
-    load_ctc_checkpoint,
-    pair_features_with_labels,
-    phone_error_rate,
-    read_phone_labels,
-    train_ctc,
-    write_phone_labels,
-)
+from asr_gan.train.ctc import CTCTrainConfig, ctc_feasible, load_ctc_checkpoint, train_ctc
+from asr_gan.train.ctc_data import length_batches, pair_features_with_labels, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_outputs import ctc_greedy_decode, evaluate_per, phone_error_rate
 
 torch.set_num_threads(1)
 

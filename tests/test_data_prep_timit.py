@@ -56,7 +56,7 @@ def test_timit_prep_builds_standard_sets_without_sa_and_39_phone_transcripts(tim
     assert "sil" in phones_39 and not phones_39 & {"q", "h#", "pau", "bcl", "tcl", "ao", "zh"}
 
     # Reference phones with their .PHN times, for the alignment pictures: the manifest's phones, in time order.
-    from asr_gan.results.plots import read_ctm
+    from asr_gan.ctm import read_ctm
 
     for name, utts in sets.items():
         timed = read_ctm(out / f"{name}.ref.ctm")

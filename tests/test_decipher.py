@@ -1,4 +1,4 @@
-"""Decipherment of segment cluster ids into phones (asr_gan.train.decipher): the HMM's algorithms against brute
+"""Decipherment of segment cluster ids into phones (asr_gan.lab.decipher): the HMM's algorithms against brute
 force, and the whole label-free labelling on the toy task."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from asr_gan.features.storage import FeatureSetWriter
+from asr_gan.lab import decipher
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train import decipher
-from asr_gan.train.ctc import read_phone_labels
+from asr_gan.train.ctc_data import read_phone_labels
 from tests.fixtures.toy_phones import make_toy_task
 
 
@@ -145,7 +145,7 @@ def test_decipher_cli_names_a_missing_feature_set(toy, tmp_path, capsys):
 
 def test_units_are_the_clusters_the_decipherment_read(toy, tmp_path):
     """One-hot rows of the decipherment's own cluster ids: deciphering their argmax gives the very same labels."""
-    from asr_gan.features import units
+    from asr_gan.lab import units
     from asr_gan.features.storage import FeatureSet
 
     kwargs = dict(restarts=2, iterations=30, labels=str(toy["train_labels"]), progress=False)
@@ -366,7 +366,7 @@ def test_a_model_refined_onto_its_own_clusters_starts_where_it_ended(toy, tmp_pa
                  restarts=2, iterations=20, progress=False)
     with np.load(tmp_path / "coarse" / "model.npz") as stored:
         model = {k: stored[k] for k in stored.files}
-    from asr_gan.train.gan import load_feature_sequences
+    from asr_gan.train.data import load_feature_sequences
 
     sequences, _ = load_feature_sequences(str(toy["train"]))
     same = decipher.cluster_sequences(sequences, model["centroids"], model["mean"], model["std"])

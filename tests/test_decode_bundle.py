@@ -391,7 +391,8 @@ def test_ctc_token_spans_split_repeats_at_blanks_and_fill_gaps_with_silence():
 def _tiny_ctc_checkpoint(path: Path, input_dim: int) -> None:
     """An untrained CTC model over the bundle's segments, saved as `asr_gan.train.ctc` saves one (upsample 2)."""
     from asr_gan.models.ctc_model import CTCPhoneModel
-    from asr_gan.train.ctc import CTCTrainConfig, save_checkpoint as save_ctc
+    from asr_gan.train.ctc import CTCTrainConfig
+    from asr_gan.train.ctc import save_checkpoint as save_ctc
 
     torch.manual_seed(0)
     model = CTCPhoneModel("generator", input_dim, len(PHONES), {"kernel_size": 3})
@@ -399,8 +400,8 @@ def _tiny_ctc_checkpoint(path: Path, input_dim: int) -> None:
 
 
 def test_align_cli_writes_hypothesis_and_forced_reference_ctms_and_skips_a_bad_utterance(model, tmp_path, capsys):
+    from asr_gan.ctm import read_ctm
     from asr_gan.decode.align import main as align_main
-    from asr_gan.results.plots import read_ctm
 
     root = model["root"]
     utts = [Utterance(utt_id="gone", audio=str(tmp_path / "gone.wav"), num_samples=1, sample_rate=16000, speaker="x")]

@@ -240,7 +240,7 @@ def test_a_discriminator_under_the_sequence_penalty_learns_to_rank_generated_out
 
 
 def test_check_discriminator_reports_whether_text_and_generated_output_are_told_apart(toy, tmp_path):
-    from asr_gan.train.check_discriminator import check_discriminator, main
+    from asr_gan.lab.check_discriminator import check_discriminator, main
 
     result = check_discriminator(toy_config(toy, **{"loss": {"gradient_penalty_norm": "sequence"}}), updates=150,
                                  batches=4)
@@ -320,7 +320,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(toy, tmp_pat
 
 def test_warm_start_from_deciphered_segments_starts_the_gan_from_a_reading_generator(toy, tmp_path):
     """Label-free labels (decipherment) -> cross-entropy warm start -> the step-0 record, a selectable candidate."""
-    from asr_gan.train import decipher
+    from asr_gan.lab import decipher
 
     decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "dec", clusters=11,
                  restarts=4, iterations=50, progress=False)

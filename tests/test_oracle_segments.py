@@ -1,4 +1,6 @@
-"""Oracle segments (asr_gan.train.oracle_segments): alignment starts, pooling, skipped utterances and the CLI."""
+"""Forced-alignment labels of rows: alignment starts, the reference phone of every row
+(asr_gan.scoring.reference_rows) and the pooled oracle segments (asr_gan.lab.oracle_segments), skipped
+utterances and both CLIs."""
 
 from __future__ import annotations
 
@@ -6,11 +8,13 @@ import numpy as np
 import torch
 
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
+from asr_gan.lab.oracle_segments import main, pool_phones
 from asr_gan.models.ctc_model import CTCPhoneModel
+from asr_gan.scoring.reference_rows import label_rows, phone_starts
+from asr_gan.scoring.reference_rows import main as reference_rows_main
 from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.ctc import CTCTrainConfig, load_ctc_checkpoint, save_checkpoint
-from asr_gan.train.oracle_segments import label_rows, main, phone_starts, pool_phones
-from asr_gan.train.posteriors import log_posteriors
+from asr_gan.train.ctc_outputs import log_posteriors
 
 torch.set_num_threads(1)
 
@@ -101,8 +105,8 @@ def test_label_rows_gives_every_row_the_phone_aligned_to_its_last_output():
 def test_cli_label_rows_writes_one_phone_per_input_row_and_no_feature_set(tmp_path, capsys):
     frames, checkpoint, labels = _frames_and_model(tmp_path)
     out = tmp_path / "new" / "rows"
-    assert main(["--checkpoint", str(checkpoint), "--features", str(frames), "--labels", str(labels),
-                 "--out", str(out), "--label-rows", "--no-progress"]) == 0
+    assert reference_rows_main(["--checkpoint", str(checkpoint), "--features", str(frames), "--labels",
+                                str(labels), "--out", str(out), "--no-progress"]) == 0
     assert not out.exists()
     source = FeatureSet(frames)
     rows_of = {line.split()[0]: line.split()[1:]

@@ -1,4 +1,4 @@
-"""The topline's log-posteriors as a feature set (asr_gan.train.posteriors): rows, order and the CLI."""
+"""The topline's log-posteriors as a feature set (asr_gan.lab.posteriors): rows, order and the CLI."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
+from asr_gan.lab.posteriors import main
 from asr_gan.models.ctc_model import CTCPhoneModel
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import CTCTrainConfig, ctc_greedy_decode, save_checkpoint, transcribe
-from asr_gan.train.gan import load_feature_sequences
-from asr_gan.train.posteriors import main
+from asr_gan.train.ctc import CTCTrainConfig, save_checkpoint
+from asr_gan.train.ctc_outputs import ctc_greedy_decode, transcribe
+from asr_gan.train.data import load_feature_sequences
 
 torch.set_num_threads(1)
 

@@ -140,7 +140,7 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     inventory = set((exp / "text" / "phones.txt").read_text().split())
     assert hyp_phones <= inventory and "sil" not in hyp_phones
     # The alignment pictures' reference row holds TIMIT's own .PHN times, not a forced alignment.
-    from asr_gan.results.plots import read_ctm
+    from asr_gan.ctm import read_ctm
 
     true_times, drawn = read_ctm(exp / "data" / "test.ref.ctm"), read_ctm(exp / "decode" / "test" / "align" / "ref.ctm")
     assert drawn and all([p for p, _, _ in drawn[utt]] == [p for p, _, _ in true_times[utt]] for utt in drawn)

@@ -290,7 +290,7 @@ def test_timit_recipe_prepares_phone_mode_text_and_mfcc_segments(timit_run):
 
 
 def test_unit_quality_places_the_timit_recipe_frames_in_the_phn_times(timit_run, tmp_path):
-    from asr_gan.features.unit_quality import main as unit_quality
+    from asr_gan.scoring.unit_quality import main as unit_quality
 
     frames = timit_run / "feats" / "mfcc" / "train"
     out = tmp_path / "units.json"

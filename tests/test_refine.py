@@ -19,7 +19,7 @@ from asr_gan.manifest import Utterance, write_manifest
 from asr_gan.text.ipa_arpabet import arpabet_weights
 from asr_gan.text.lm import build_lm, find_kenlm_binary
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import phone_error_rate
+from asr_gan.train.ctc_outputs import phone_error_rate
 from asr_gan.train.encoder_student import EncoderStudent, EncoderStudentConfig, finetune
 
 torch.set_num_threads(1)

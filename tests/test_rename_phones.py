@@ -1,4 +1,4 @@
-"""The renaming diagnosis (asr_gan.train.rename_phones): a decipherment whose phones were renamed is renamed back."""
+"""The renaming diagnosis (asr_gan.lab.rename_phones): a decipherment whose phones were renamed is renamed back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from asr_gan.train import decipher, rename_phones
+from asr_gan.lab import decipher, rename_phones
 from tests.fixtures.toy_phones import make_toy_task
 
 

@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 import soundfile
 
+from asr_gan.ctm import read_ctm
 from asr_gan.manifest import Utterance, write_manifest
 from asr_gan.results.__main__ import main
-from asr_gan.results.plots import (
-    hypothesis_matches,
-    plot_alignments,
-    plot_training_curves,
-    read_ctm,
-    read_metrics,
-    selected_step,
-)
+from asr_gan.results.plots import hypothesis_matches, plot_alignments
 from asr_gan.results.summary import (
     ResultFileError,
     ResultSpec,
@@ -29,6 +23,7 @@ from asr_gan.results.summary import (
     read_score,
     read_timings,
 )
+from asr_gan.train.curves import plot_training_curves, read_metrics, selected_step
 from asr_gan.train.sweep import SweepConfig, collect_results, expand_runs, summarise, write_report
 
 # ------------------------------------------------------------------------------------------------- fixtures
@@ -248,7 +243,7 @@ def test_training_curves_mark_the_label_free_choice_and_survive_a_truncated_line
     assert image.shape[0] > 600  # three panels: losses, metric, PER
 
     # The GAN loop's own names (no "loss" in them) get a discriminator and a generator panel.
-    from asr_gan.results.plots import curve_panels
+    from asr_gan.train.curves import curve_panels
 
     gan_log = [{"step": 50 * i, "d_adversarial": 1.5, "d_gradient_penalty": 30.0 / i, "g_adversarial": 0.6,
                 "g_smoothness": 0.03, "cycle_audio": 0.9, "updates_per_second": 26.0} for i in range(1, 5)]
@@ -335,7 +330,7 @@ def test_alignment_pictures_show_spectrogram_and_both_phone_rows(tmp_path):
 
 
 def test_sweep_curves_draw_every_run_that_logged_the_metric_and_refuse_when_none_did(tmp_path):
-    from asr_gan.results.plots import plot_sweep_curves
+    from asr_gan.train.curves import plot_sweep_curves
 
     for name, per in (("a", 0.5), ("b", 0.3)):
         (tmp_path / name).mkdir()

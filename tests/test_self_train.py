@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from asr_gan.decode.self_train import (
     SelfTrainConfig,
-    main,
     parse_eval,
     report_markdown,
     self_train,
     split_holdout,
 )
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import CTCTrainConfig, pair_features_with_labels
+from asr_gan.train.ctc import CTCTrainConfig
+from asr_gan.train.ctc_data import pair_features_with_labels
 
 torch.set_num_threads(1)
 

@@ -1,15 +1,14 @@
-"""The phone-trigram decipherment HMM (asr_gan.train.trigram_hmm) against enumerating every state path, against
+"""The phone-trigram decipherment HMM (asr_gan.lab.trigram_hmm) against enumerating every state path, against
 the plain bigram HMM it must reduce to, and inside the decipherment."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 import torch
 
-from asr_gan.train import decipher, trigram_hmm
-from asr_gan.train.decipher import _pad
+from asr_gan.lab import decipher, trigram_hmm
+from asr_gan.lab.decipher import _pad
 from tests.fixtures.enumerated_hmm import enumerate_paths
 from tests.fixtures.toy_phones import make_toy_task
 

@@ -12,7 +12,7 @@ from asr_gan.features.frontends import FrontendConfig
 from asr_gan.features.normalization import Cmvn
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
-from asr_gan.features.unit_quality import ctm_frame_labels, frame_labels, main, measure, splice
+from asr_gan.scoring.unit_quality import ctm_frame_labels, frame_labels, main, measure, splice
 
 PHONES = ["a", "b", "c", "d"]
 

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from asr_gan.decode.bundle import DECODERS, Bundle, BundleError, Timeline
 from asr_gan.decode.greedy import DecodedToken, greedy_decode, symbols
+from asr_gan.edits import edit_counts
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _feature_set_log_probs(bundle: Bundle, features_dir: str,
     import random
 
     from asr_gan.features.storage import FeatureSet
-    from asr_gan.train.ctc import length_batches, pad_batch
+    from asr_gan.train.ctc_data import length_batches, pad_batch
 
     features = FeatureSet(features_dir)
     if features.dim != bundle.generator.input_dim:
@@ -227,20 +228,24 @@ def _write_text(path: Path, lines: dict[int, str]) -> None:
 def score_hypotheses(ref_path: str, hyp_path: Path, remove: tuple[str, ...]) -> dict[str, Any]:
     """Error rate of a hypothesis file against a reference file (`utt_id tok ...`), `remove` tokens dropped.
 
-    Uses asr_gan.scoring (alignment counts) when it is installed; otherwise the plain edit-distance rate of
-    asr_gan.train.ctc, which gives the same error rate without the S/D/I breakdown.
+    The edits are asr_gan.edits' (the ones `asr-gan score` counts); a reference utterance without a hypothesis
+    counts as all deletions. `asr-gan score` adds folding, sclite files and the per-utterance report.
     """
-    try:
-        from asr_gan.scoring import read_transcripts, score
-    except ImportError:
-        from asr_gan.train.ctc import phone_error_rate, read_phone_labels
+    from asr_gan.train.ctc_data import read_phone_labels
 
-        refs, hyps = read_phone_labels(ref_path), read_phone_labels(hyp_path)
-        rate = phone_error_rate(list(refs.values()), [hyps.get(u, []) for u in refs], ignore=remove)
-        return {"error_rate": rate, "error_rate_percent": round(100 * rate, 2), "utterances": len(refs),
-                "missing": sorted(set(refs) - set(hyps)), "scorer": "asr_gan.train.ctc.phone_error_rate"}
-    result = score(read_transcripts(ref_path), read_transcripts(hyp_path), remove=remove)
-    return {**result.totals(), "scorer": "asr_gan.scoring"}
+    refs, hyps = read_phone_labels(ref_path), read_phone_labels(hyp_path)
+    skip = set(remove)
+    substitutions = deletions = insertions = tokens = 0
+    for utt, ref in refs.items():
+        ref = [t for t in ref if t not in skip]
+        counts = edit_counts(ref, [t for t in hyps.get(utt, []) if t not in skip])
+        substitutions, deletions = substitutions + counts.substitutions, deletions + counts.deletions
+        insertions, tokens = insertions + counts.insertions, tokens + len(ref)
+    errors = substitutions + deletions + insertions
+    rate = errors / max(tokens, 1)
+    return {"error_rate": rate, "error_rate_percent": round(100 * rate, 2), "errors": errors,
+            "substitutions": substitutions, "deletions": deletions, "insertions": insertions, "ref_tokens": tokens,
+            "utterances": len(refs), "missing": sorted(set(refs) - set(hyps))}
 
 
 # ---------------------------------------------------------------------------------------------------- command

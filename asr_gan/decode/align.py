@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asr_gan.results.plots import read_ctm
-    from asr_gan.train.ctc import read_phone_labels
+    from asr_gan.ctm import read_ctm
+    from asr_gan.train.ctc_data import read_phone_labels
 
     parser = build_parser()
     args = parser.parse_args(argv)

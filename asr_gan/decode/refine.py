@@ -50,9 +50,16 @@ from asr_gan.decode.words import DecoderLexicon, WordDecoder, WordDecoderConfig
 from asr_gan.manifest import read_manifest
 from asr_gan.text.lm import NgramLM
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import (CTCTrainConfig, ctc_logits, length_batches, load_feature_set, pad_batch,
-                               pair_features_with_labels, phone_error_rate, pick_device, read_phone_labels,
-                               train_ctc, write_phone_labels)
+from asr_gan.train.ctc import CTCTrainConfig, pick_device, train_ctc
+from asr_gan.train.ctc_data import (
+    length_batches,
+    load_feature_set,
+    pad_batch,
+    pair_features_with_labels,
+    read_phone_labels,
+    write_phone_labels,
+)
+from asr_gan.train.ctc_outputs import ctc_logits, phone_error_rate
 from asr_gan.train.encoder_student import EncoderStudent, EncoderStudentConfig, finetune
 from asr_gan.train.selection import weighted_lm_ppl
 

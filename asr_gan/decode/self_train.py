@@ -42,21 +42,17 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from asr_gan.text.phones import PhoneInventory
 from asr_gan.models.ctc_model import CTCPhoneModel
-from asr_gan.train.ctc import (
-    CTCTrainConfig,
+from asr_gan.text.phones import PhoneInventory
+from asr_gan.train.ctc import CTCTrainConfig, pick_device, train_ctc
+from asr_gan.train.ctc_data import (
     LabelledSet,
-    evaluate_per,
     load_feature_set,
     pair_features_with_labels,
-    per_on_common,
-    pick_device,
     read_phone_labels,
-    train_ctc,
-    transcribe,
     write_phone_labels,
 )
+from asr_gan.train.ctc_outputs import evaluate_per, per_on_common, transcribe
 
 
 @dataclass

@@ -39,7 +39,7 @@ from asr_gan.decode.phone_beam import SILENCE_MODES, PhoneBeamConfig, PhoneLMSco
 from asr_gan.decode.words import DecoderLexicon, WordDecoder, WordDecoderConfig
 from asr_gan.text.lm import NgramLM
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import phone_error_rate
+from asr_gan.train.ctc_outputs import phone_error_rate
 
 DEFAULT_MIN_DISAGREEMENT = 0.05
 DEFAULT_LM_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 4.0)

@@ -2,6 +2,6 @@
 
     summary.py   collect an experiment folder (scores, label-free selection, segments per phone, timings,
                  settings, commands) and write RESULTS.md and RESULTS.json
-    plots.py     training curves from metrics.jsonl; spectrograms with reference and hypothesis phones in time
+    plots.py     spectrograms with reference and hypothesis phones in time (training curves: train/curves.py)
     __main__.py  `python -m asr_gan.results --exp exp/demo [--scores NAME=PATH ...]`
 """

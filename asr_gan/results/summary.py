@@ -102,7 +102,7 @@ class Summary:
     scores: list[Score] = field(default_factory=list)
     selections: list[Selection] = field(default_factory=list)
     segment_stats: list[dict[str, Any]] = field(default_factory=list)
-    # rows of asr_gan.features.frontend_quality (unit_quality.json): front-ends' purity, PNMI, linear probe
+    # rows of asr_gan.scoring.frontend_quality (unit_quality.json): front-ends' purity, PNMI, linear probe
     unit_quality: list[dict[str, Any]] = field(default_factory=list)
     timings: list[StageTiming] = field(default_factory=list)
     total_seconds: float = 0.0
@@ -476,13 +476,13 @@ def _segments_section(summary: Summary) -> list[str]:
 def _unit_quality_section(summary: Summary) -> list[str]:
     if not summary.unit_quality:
         return []
-    from asr_gan.features.frontend_quality import markdown_table
+    from asr_gan.scoring.frontend_quality import markdown_table
 
     clusters = sorted({int(r["clusters"]) for r in summary.unit_quality if "clusters" in r})
     return ["## Input side: how phone-like each front-end's units are", "",
             "PNMI of k-means units (fitted on the training voices) against aligned phones, on the training voices "
             "and the held-out test voices, and the frame error of a linear probe trained on the training voices "
-            "(`unit_quality.json`, `python -m asr_gan.features.frontend_quality`).", "",
+            "(`unit_quality.json`, `python -m asr_gan.scoring.frontend_quality`).", "",
             markdown_table(summary.unit_quality, clusters), ""]
 
 
@@ -538,7 +538,8 @@ def _slug(text: str) -> str:
 def draw_pictures(summary: Summary, out_dir: Path, alignments: dict[str, Any] | None = None) -> None:
     """Training curves of `summary.curves` and, with `alignments` (manifest, reference_ctm, hypothesis_ctm,
     num), alignment pictures, under `out_dir/pictures/`; failures become notes, not errors."""
-    from asr_gan.results.plots import plot_alignments, plot_training_curves
+    from asr_gan.results.plots import plot_alignments
+    from asr_gan.train.curves import plot_training_curves
 
     pictures = out_dir / "pictures"
     for name, metrics in summary.curves.items():

@@ -4,6 +4,9 @@
   timit.py       TIMIT 61/48 -> 39 phone folding (the repository's Kaldi map), silence tokens
   error_rate.py  jiwer alignment -> corpus error rate, S/D/I counts, per-utterance errors (score, ScoreResult)
   report.py      alignment.txt: summary header and REF/HYP/EVAL rows, worst utterances first
+  unit_quality.py, frontend_quality.py  how phone-like a front-end's units are (PNMI, linear probe)
+  reference_rows.py  the reference phone of every feature row, by forced alignment (for unit quality)
+  chance.py      the PER of label-free guessing from the text's phone frequencies
   __main__.py    the command line: prints the summary, writes result.json, alignment.txt, ref.trn, hyp.trn
 
 Example:

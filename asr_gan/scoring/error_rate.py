@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import jiwer
-from rapidfuzz.distance import Levenshtein
+
+from asr_gan.edits import EditCounts, edit_counts
 
 # Alignment operations, as sclite's `Eval:` line marks them (C = correct, no mark).
 CORRECT, SUBSTITUTION, DELETION, INSERTION = "C", "S", "D", "I"
@@ -42,18 +43,6 @@ class AlignedToken(NamedTuple):
     op: str  # CORRECT, SUBSTITUTION, DELETION or INSERTION
     ref: str | None
     hyp: str | None
-
-
-class EditCounts(NamedTuple):
-    """Edit operations of one alignment."""
-
-    substitutions: int
-    deletions: int
-    insertions: int
-
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
 
 
 @dataclass
@@ -95,23 +84,6 @@ class ScoreResult:
             "missing": list(self.missing),
             "extra": list(self.extra),
         }
-
-
-def edit_counts(ref: Sequence[str], hyp: Sequence[str]) -> EditCounts:
-    """Substitutions, deletions and insertions of the alignment with the fewest edits, then fewest substitutions.
-
-    One weighted Levenshtein distance (RapidFuzz, C++) gives both: with every edit costing `edit` and a
-    substitution one more, cost = edit * errors + substitutions, and `edit` exceeds any possible substitution
-    count, so fewer errors always wins and substitutions only break ties.
-    """
-    if not ref or not hyp:
-        return EditCounts(0, len(ref), len(hyp))
-    edit = min(len(ref), len(hyp)) + 1
-    cost = Levenshtein.distance(ref, hyp, weights=(edit, edit, edit + 1))
-    errors, substitutions = divmod(cost, edit)
-    # errors = S + D + I and len(ref) - len(hyp) = D - I, so S fixes D and I.
-    deletions = (errors - substitutions + len(ref) - len(hyp)) // 2
-    return EditCounts(substitutions, deletions, errors - substitutions - deletions)
 
 
 def _jiwer_alignments(pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[list[jiwer.AlignmentChunk]]:

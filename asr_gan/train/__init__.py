@@ -9,6 +9,10 @@ sweeps with label-free selection (`asr_gan.train.sweep`).
     checkpoint.py  atomic checkpoints; load_generator for decoding
     distributed.py torchrun process groups, gradient averaging
     gan.py         the training loop
-    decipher.py    label-free phone labels from cluster ids and the text's bigram (HMM + EM), to warm-start the GAN
-    context_hmm.py the decipherment's model when a segment's clusters depend on the next phone too
+    curves.py      pictures of a run's metrics.jsonl and of a sweep's runs
+    sweep.py       runs over seeds and settings, the label-free choice
+    ctc.py         supervised CTC training (topline, self-training student); ctc_data.py labels and batches,
+                   ctc_outputs.py greedy transcripts, log-posteriors, PER
+    encoder_student.py  the shipped phone encoder fine-tuned on pseudo-labels (the chain's student)
+    evaluate.py    PER of a trained generator on labelled segments
 """

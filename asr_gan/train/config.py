@@ -140,7 +140,7 @@ class GanConfig:
     select_after: int = 0
     # Warm start: before the first adversarial update the generator trains this many updates of per-position
     # cross-entropy on label-free segment labels (`utt ph ...`, one phone per feature row, e.g. the
-    # `train.segments` of `python -m asr_gan.train.decipher`). 0 = start from random weights (wav2vec-U).
+    # `train.segments` of `python -m asr_gan.lab.decipher`). 0 = start from random weights (wav2vec-U).
     warm_start_labels: str | None = None
     warm_start_updates: int = 0
     # ... then this many discriminator-only updates, so the warm generator first meets a discriminator that

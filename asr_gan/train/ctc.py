@@ -14,9 +14,7 @@ Examples:
 Outputs in --out: config.yaml, metrics.jsonl (one line per epoch), checkpoint_last.pt, checkpoint_best.pt
 (lowest valid PER), result.json.
 
-PER here: edit distance between greedy hypothesis and reference phones, silence tokens removed from both
-(wav2vec-U scores with `post_process: silence`, which drops `<SIL>`), summed over utterances and divided by
-the total number of reference phones.
+Labels and batches: asr_gan/train/ctc_data.py; greedy transcripts and PER: asr_gan/train/ctc_outputs.py.
 """
 
 from __future__ import annotations
@@ -31,14 +29,21 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
 
 from asr_gan.models.ctc_model import MODEL_KINDS, CTCPhoneModel
-from asr_gan.scoring.error_rate import edit_counts
 from asr_gan.text.phones import PhoneInventory
+from asr_gan.train.ctc_data import (
+    LabelledSet,
+    feature_statistics,
+    length_batches,
+    load_labelled,
+    pad_batch,
+    write_phone_labels,
+)
+from asr_gan.train.ctc_outputs import ctc_logits, evaluate_per, transcribe
 
 
 @dataclass
@@ -82,221 +87,6 @@ class CTCTrainConfig:
             raise ValueError(f"--upsample must be >= 1, got {self.upsample}")
         if (self.valid_features is None) != (self.valid_labels is None):
             raise ValueError("give both --valid-features and --valid-labels, or neither")
-
-
-# ----------------------------------------------------------------------------------------------------- data
-
-
-@dataclass
-class LabelledSet:
-    """Features with phone-index labels, aligned by position.
-
-    `features` is anything indexable returning (T, D) float arrays: a `FeatureSet` or a list of arrays.
-    """
-
-    utt_ids: list[str]
-    features: Sequence[np.ndarray]
-    labels: list[list[int]]
-    # Positions into the underlying feature store (a FeatureSet holds utterances without labels too).
-    rows: list[int]
-
-    def __len__(self) -> int:
-        return len(self.utt_ids)
-
-    def frames(self, i: int) -> np.ndarray:
-        return np.asarray(self.features[self.rows[i]], dtype=np.float32)
-
-    def length(self, i: int) -> int:
-        return int(np.shape(self.features[self.rows[i]])[0])
-
-
-def read_phone_labels(path: str | Path) -> dict[str, list[str]]:
-    """Read Kaldi-style `utt_id ph1 ph2 ...` lines (`text/<split>.phn`); an utterance may have no phones."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: phone labels not found (write them with `python -m asr_gan.text`)")
-    labels: dict[str, list[str]] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] in labels:
-            raise ValueError(f"{path}:{lineno}: utterance {parts[0]!r} listed twice")
-        labels[parts[0]] = parts[1:]
-    return labels
-
-
-def write_phone_labels(path: str | Path, labels: dict[str, list[str]]) -> None:
-    """Write `utt_id ph1 ph2 ...` lines, the format `read_phone_labels` reads."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(" ".join([utt, *phones]) + "\n" for utt, phones in labels.items()), encoding="utf-8")
-
-
-def pair_features_with_labels(utt_ids: Sequence[str], features: Sequence[np.ndarray],
-                              labels: dict[str, list[str]], inventory: PhoneInventory,
-                              source: str = "labels") -> tuple[LabelledSet, dict[str, int]]:
-    """Join features and labels by utterance id; skip (and count) what cannot be used.
-
-    Returns:
-        (the labelled set, {"no_label": n, "unknown_phone": n, "empty": n}).
-    """
-    skipped = {"no_label": 0, "unknown_phone": 0, "empty": 0}
-    kept_ids, kept_labels, rows = [], [], []
-    for row, utt in enumerate(utt_ids):
-        phones = labels.get(utt)
-        if phones is None:
-            skipped["no_label"] += 1
-            continue
-        if not phones or np.shape(features[row])[0] == 0:
-            skipped["empty"] += 1
-            continue
-        if any(p not in inventory for p in phones):
-            skipped["unknown_phone"] += 1
-            continue
-        kept_ids.append(utt)
-        kept_labels.append(inventory.encode(phones))
-        rows.append(row)
-    if not kept_ids:
-        raise ValueError(f"{source}: no utterance has both features and usable labels (skipped: {skipped}); "
-                         "check that the label file's utterance ids match the feature set's utt_ids.txt")
-    return LabelledSet(kept_ids, features, kept_labels, rows), skipped
-
-
-def load_feature_set(path: str | Path):
-    """Open a stored `FeatureSet` (asr_gan.features.storage)."""
-    from asr_gan.features.storage import FeatureSet
-
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"{path}: feature set not found (extract it with `python -m asr_gan.features`)")
-    return FeatureSet(path)
-
-
-def length_batches(lengths: Sequence[int], batch_frames: int, shuffle: bool, rng: random.Random) -> list[list[int]]:
-    """Group positions of similar length so that batch_size * longest <= batch_frames (at least one each)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        if current and (len(current) + 1) * max(lengths[i], 1) > batch_frames:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    if shuffle:
-        rng.shuffle(batches)
-    return batches
-
-
-def pad_batch(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of (T_i, D) -> x (B, T_max, D) zero-padded, padding_mask (B, T_max) True = pad."""
-    lengths = [a.shape[0] for a in arrays]
-    x = torch.zeros(len(arrays), max(lengths), arrays[0].shape[1])
-    mask = torch.ones(len(arrays), max(lengths), dtype=torch.bool)
-    for b, a in enumerate(arrays):
-        x[b, : a.shape[0]] = torch.tensor(a, dtype=torch.float32)  # copies: memory-mapped arrays are read-only
-        mask[b, : a.shape[0]] = False
-    return x, mask
-
-
-def feature_statistics(features: Sequence[np.ndarray], rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std (D,) over all frames of `rows`; std floored to avoid division by ~0."""
-    total = total_sq = None
-    count = 0
-    for row in rows:
-        a = np.asarray(features[row], dtype=np.float64)
-        total = a.sum(0) if total is None else total + a.sum(0)
-        total_sq = (a**2).sum(0) if total_sq is None else total_sq + (a**2).sum(0)
-        count += a.shape[0]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(np.maximum(std, 1e-3), dtype=torch.float32)
-
-
-# ---------------------------------------------------------------------------------------- decoding / scoring
-
-
-def ctc_logits(model: CTCPhoneModel, x: torch.Tensor, padding_mask: torch.Tensor,
-               upsample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model logits (B, T', P + 1) with each frame repeated `upsample` times, and output lengths (B,)."""
-    logits, out_mask = model(x, padding_mask)
-    if upsample > 1:
-        logits = logits.repeat_interleave(upsample, dim=1)
-        out_mask = out_mask.repeat_interleave(upsample, dim=1)
-    return logits, (~out_mask).sum(dim=1)
-
-
-def ctc_greedy_decode(logits: torch.Tensor, length: int, blank: int, blank_penalty: float = 0.0) -> list[int]:
-    """Best path of one utterance: argmax per frame, merge repeats, drop blanks. logits (T', P + 1).
-
-    `blank_penalty` is subtracted from the blank's logit first: a model trained on noisy labels spreads its
-    phone mass over neighbouring frames and the blank wins everywhere, deleting phones (as icefall's
-    `blank_penalty` counters).
-    """
-    logits = logits[:length]
-    if blank_penalty:
-        logits = logits.clone()
-        logits[:, blank] -= blank_penalty
-    best = logits.argmax(dim=-1).tolist()
-    out, previous = [], None
-    for index in best:
-        if index != previous and index != blank:
-            out.append(index)
-        previous = index
-    return out
-
-
-@torch.no_grad()
-def transcribe(model: CTCPhoneModel, features: Sequence[np.ndarray], rows: Sequence[int], device: torch.device,
-               batch_frames: int = 20000, upsample: int = 1, progress: str | None = None,
-               blank_penalty: float = 0.0) -> list[list[int]]:
-    """Greedy phone indices for each row of `features`, in the order of `rows`."""
-    model.eval()
-    lengths = [int(np.shape(features[r])[0]) for r in rows]
-    hyps: list[list[int]] = [[] for _ in rows]
-    batches = length_batches(lengths, batch_frames, shuffle=False, rng=random.Random(0))
-    for batch in tqdm(batches, desc=progress, disable=progress is None, leave=False):
-        x, mask = pad_batch([np.asarray(features[rows[i]], dtype=np.float32) for i in batch])
-        logits, out_lengths = ctc_logits(model, x.to(device), mask.to(device), upsample)
-        logits = logits.float().cpu()
-        for b, i in enumerate(batch):
-            hyps[i] = ctc_greedy_decode(logits[b], int(out_lengths[b]), model.blank, blank_penalty)
-    return hyps
-
-
-def phone_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
-                     ignore: Sequence[str] = ("<SIL>",)) -> float:
-    """Corpus PER: total edits / total reference phones, `ignore` tokens removed from both sides. The edits are
-    those of asr_gan.scoring (one definition of an error for training, selection and the scored results)."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    skip = set(ignore)
-    errors = words = 0
-    for ref, hyp in zip(refs, hyps):
-        ref = [p for p in ref if p not in skip]
-        hyp = [p for p in hyp if p not in skip]
-        errors += sum(edit_counts(ref, hyp))
-        words += len(ref)
-    return errors / max(words, 1)
-
-
-def per_on_common(references: dict[str, list[str]], hypotheses: dict[str, list[str]],
-                  silence: str | None) -> tuple[float, int] | None:
-    """PER over the utterances both dicts hold (`silence` ignored on both sides) and how many they are; None
-    when they share none."""
-    common = [u for u in hypotheses if u in references]
-    if not common:
-        return None
-    ignore = [silence] if silence else []
-    return phone_error_rate([references[u] for u in common], [hypotheses[u] for u in common], ignore), len(common)
-
-
-def evaluate_per(model: CTCPhoneModel, data: LabelledSet, inventory: PhoneInventory, device: torch.device,
-                 batch_frames: int = 20000, upsample: int = 1, blank_penalty: float = 0.0) -> float:
-    hyps = transcribe(model, data.features, data.rows, device, batch_frames, upsample, blank_penalty=blank_penalty)
-    ignore = [inventory.silence] if inventory.silence else []
-    return phone_error_rate([inventory.decode(l) for l in data.labels], [inventory.decode(h) for h in hyps], ignore)
 
 
 # -------------------------------------------------------------------------------------------------- training
@@ -499,15 +289,6 @@ def parse_args(argv: list[str] | None = None) -> CTCTrainConfig:
     if missing:
         parser.error("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
     return config
-
-
-def load_labelled(features_dir: str, labels_path: str, inventory: PhoneInventory) -> LabelledSet:
-    features = load_feature_set(features_dir)
-    data, skipped = pair_features_with_labels(features.utt_ids, features, read_phone_labels(labels_path),
-                                              inventory, source=f"{features_dir} + {labels_path}")
-    if any(skipped.values()):
-        print(f"[ctc] {features_dir}: {len(data)} utterances used, skipped {skipped}")
-    return data
 
 
 def write_hypotheses(model: CTCPhoneModel, data: LabelledSet, inventory: PhoneInventory, config: CTCTrainConfig,

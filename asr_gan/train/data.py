@@ -133,3 +133,36 @@ def feature_statistics(bank: SequenceBank, chunk: int = 1 << 16) -> tuple[torch.
     mean = total / count
     variance = (total_sq - count * mean * mean) / max(count - 1, 1)
     return mean.float(), variance.clamp(min=0.0).sqrt().float()
+
+
+def load_feature_sequences(path: str) -> tuple[list[np.ndarray], list[str]]:
+    """Non-empty sequences of a stored FeatureSet and their utterance ids."""
+    from asr_gan.features.storage import FeatureSet
+
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path}: feature set not found (extract it with `python -m asr_gan.features`)")
+    features = FeatureSet(path)
+    keep = [i for i in range(len(features)) if features.lengths[i] > 0]
+    if not keep:
+        raise ValueError(f"{path}: every utterance has zero feature rows")
+    return [np.asarray(features[i], dtype=np.float32) for i in keep], [features.utt_ids[i] for i in keep]
+
+
+def read_segment_labels(path: str, utt_ids: list[str], sequences: list[np.ndarray],
+                        inventory: PhoneInventory) -> list[np.ndarray]:
+    """Phone ids of every feature row (`utt ph ...` per line), in the order of `utt_ids`; every utterance
+    needs a line with exactly one phone per row."""
+    from asr_gan.train.ctc_data import read_phone_labels
+
+    labels = read_phone_labels(path)
+    out = []
+    for utt, rows in zip(utt_ids, sequences):
+        if utt not in labels:
+            raise ValueError(f"{path}: no labels for {utt}")
+        if len(labels[utt]) != len(rows):
+            raise ValueError(f"{path}: {utt} has {len(labels[utt])} labels for {len(rows)} feature rows")
+        unknown = sorted({p for p in labels[utt] if p not in inventory})
+        if unknown:
+            raise ValueError(f"{path}: {utt} has phones not in the inventory: {unknown}")
+        out.append(np.asarray(inventory.encode(labels[utt]), dtype=np.int64))
+    return out

@@ -26,7 +26,7 @@ from asr_gan.features.encoder.model import PhoneEncoder
 from asr_gan.features.encoder.train import EncoderTrainConfig, augment, length_batches
 from asr_gan.text.ipa_arpabet import arpabet_weights
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import phone_error_rate
+from asr_gan.train.ctc_outputs import phone_error_rate
 
 
 @dataclass

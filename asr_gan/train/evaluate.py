@@ -2,7 +2,7 @@
 
 Training logs PER on the validation set only. Whether a run learnt anything at all is clearest on the audio it
 was trained on (its references are never read in training), and on features the bundle cannot decode (the
-oracle features of `asr_gan.train.posteriors` have no feature transform), so this reads the stored segments
+oracle features of `asr_gan.lab.posteriors` have no feature transform), so this reads the stored segments
 directly, as validation does: argmax per position, runs merged, silence ignored.
 
 CLI: python -m asr_gan.train.evaluate --checkpoint exp/demo_oracle/base_seed1/checkpoint_best.pt \
@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from asr_gan.train.checkpoint import load_generator
-from asr_gan.train.ctc import per_on_common, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_data import read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_outputs import per_on_common
 from asr_gan.train.data import SequenceBank
-from asr_gan.train.gan import load_feature_sequences
+from asr_gan.train.data import load_feature_sequences
 from asr_gan.train.selection import greedy_phone_ids
 
 

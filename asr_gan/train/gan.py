@@ -35,9 +35,16 @@ from asr_gan.text.phones import PhoneInventory
 from asr_gan.train import losses
 from asr_gan.train.checkpoint import read_checkpoint, save_checkpoint
 from asr_gan.train.config import GanConfig, config_to_dict, save_config
-from asr_gan.train.data import SequenceBank, feature_statistics, read_phone_text
-from asr_gan.train.distributed import (DistributedContext, average_gradients, barrier, broadcast_parameters,
-                                       init_distributed, shutdown)
+from asr_gan.train.data import (SequenceBank, feature_statistics, load_feature_sequences, read_phone_text,
+                                read_segment_labels)
+from asr_gan.train.distributed import (
+    DistributedContext,
+    average_gradients,
+    barrier,
+    broadcast_parameters,
+    init_distributed,
+    shutdown,
+)
 from asr_gan.train.graphs import CapturedStep
 from asr_gan.train.merge import join_rows, merge_runs
 from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
@@ -53,39 +60,6 @@ def pick_device(name: str, context: DistributedContext) -> torch.device:
     if name == "cuda" and context.enabled:
         return torch.device("cuda", context.local_rank)
     return torch.device(name)
-
-
-def load_feature_sequences(path: str) -> tuple[list[np.ndarray], list[str]]:
-    """Non-empty sequences of a stored FeatureSet and their utterance ids."""
-    from asr_gan.features.storage import FeatureSet
-
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"{path}: feature set not found (extract it with `python -m asr_gan.features`)")
-    features = FeatureSet(path)
-    keep = [i for i in range(len(features)) if features.lengths[i] > 0]
-    if not keep:
-        raise ValueError(f"{path}: every utterance has zero feature rows")
-    return [np.asarray(features[i], dtype=np.float32) for i in keep], [features.utt_ids[i] for i in keep]
-
-
-def read_segment_labels(path: str, utt_ids: list[str], sequences: list[np.ndarray],
-                        inventory: PhoneInventory) -> list[np.ndarray]:
-    """Phone ids of every feature row (`utt ph ...` per line), in the order of `utt_ids`; every utterance
-    needs a line with exactly one phone per row."""
-    from asr_gan.train.ctc import read_phone_labels
-
-    labels = read_phone_labels(path)
-    out = []
-    for utt, rows in zip(utt_ids, sequences):
-        if utt not in labels:
-            raise ValueError(f"{path}: no labels for {utt}")
-        if len(labels[utt]) != len(rows):
-            raise ValueError(f"{path}: {utt} has {len(labels[utt])} labels for {len(rows)} feature rows")
-        unknown = sorted({p for p in labels[utt] if p not in inventory})
-        if unknown:
-            raise ValueError(f"{path}: {utt} has phones not in the inventory: {unknown}")
-        out.append(np.asarray(inventory.encode(labels[utt]), dtype=np.int64))
-    return out
 
 
 class GanTrainer:
@@ -142,7 +116,7 @@ class GanTrainer:
 
             self.lm = NgramLM(config.phone_lm)
             if config.valid_labels:
-                from asr_gan.train.ctc import read_phone_labels
+                from asr_gan.train.ctc_data import read_phone_labels
 
                 self.valid_refs = read_phone_labels(config.valid_labels)
 
@@ -582,7 +556,7 @@ class GanTrainer:
         score = weighted_lm_ppl(outputs, self.inventory, self.lm)
         record.update({k: round(v, 5) for k, v in asdict(score).items()})
         if self.valid_refs is not None:
-            from asr_gan.train.ctc import per_on_common
+            from asr_gan.train.ctc_outputs import per_on_common
 
             hyps = {u: self.inventory.decode(o) for u, o in zip(self.valid_ids, outputs)}
             scored = per_on_common(self.valid_refs, hyps, self.inventory.silence)

@@ -411,9 +411,9 @@ def setting_table(summary: SweepSummary, grid_keys: list[str]) -> list[str]:
 
 
 def draw_curves(summary: SweepSummary, config: SweepConfig) -> Path | None:
-    """`sweep.png`: every run's metric and PER against updates (`asr_gan.results.plots.plot_sweep_curves`);
+    """`sweep.png`: every run's metric and PER against updates (`asr_gan.train.curves.plot_sweep_curves`);
     None, with a note, when no run logged the metric. A picture never fails the sweep."""
-    from asr_gan.results.plots import plot_sweep_curves
+    from asr_gan.train.curves import plot_sweep_curves
 
     runs = {r.name: Path(r.run_dir) / "metrics.jsonl" for r in summary.runs if r.run_dir}
     try:

@@ -21,11 +21,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from asr_gan.edits import edit_counts
 from asr_gan.features.encoder.checkpoint import save_encoder
 from asr_gan.features.encoder.corpus import CorpusConfig, SpokenCorpus, build_corpus
 from asr_gan.features.encoder.model import EncoderConfig, PhoneEncoder
 from asr_gan.features.normalization import normalize_utterance
-from asr_gan.scoring.error_rate import edit_counts
 
 
 @dataclass

@@ -12,23 +12,23 @@ likelihood is kept: no transcription is read.
 The Viterbi path gives every segment a phone (silence included): `train.segments` warm-starts the GAN's
 generator (`warm_start_labels`), `train.phn` holds the merged phones for scoring and self-training.
 
-`--context next` makes a segment's emissions depend on the phone after its own too (`asr_gan.train.context_hmm`):
+`--context next` makes a segment's emissions depend on the phone after its own too (`asr_gan.lab.context_hmm`):
 coarticulated units break the plain model's assumption that a phone's clusters do not depend on its neighbours.
 
 Is the truth the model's best fit? `--start-labels` (one phone per row, e.g. the `.segments` of
-`asr_gan.train.oracle_segments`) replaces the restarts with one EM run that starts at the emissions those labels
+`asr_gan.lab.oracle_segments`) replaces the restarts with one EM run that starts at the emissions those labels
 count, and reports how pure the clusters are. If that run ends more likely than the frequency starts' best, the
 decipherment failed to find the truth (a search problem); if it ends less likely, or wanders off the labels, the
 truth is not what this model of the units prefers, and no search will find it. With the truth that is a diagnosis
-(it reads labels). With a label-free reading (a GAN's, `asr_gan.train.row_labels`) it is a start like any other:
-`asr_gan.train.alternate` begins there.
+(it reads labels). With a label-free reading (a GAN's, `asr_gan.lab.row_labels`) it is a start like any other:
+`asr_gan.lab.alternate` begins there.
 
-CLI: python -m asr_gan.train.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
+CLI: python -m asr_gan.lab.decipher --features exp/demo/oracle/train --text exp/demo/text/train_text.phn \
         --phones exp/demo/text/phones.txt --out exp/demo/decipher [--labels exp/demo/text/train.phn] \
         [--speakers utt2spk]   (Kaldi `utt speaker` lines: decipher each speaker on their own)
         [--start-labels exp/demo/oracle/train.segments] [--context next]
         [--device auto]   (EM on CUDA when there is one: the E-steps over a large corpus are the slow part)
-        [--order 3]   (moves by the text's phone trigram, `asr_gan.train.trigram_hmm`: slower, far stronger)
+        [--order 3]   (moves by the text's phone trigram, `asr_gan.lab.trigram_hmm`: slower, far stronger)
 """
 
 from __future__ import annotations
@@ -47,12 +47,14 @@ import torch
 from tqdm import tqdm
 
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
+from asr_gan.lab import context_hmm, trigram_hmm
+from asr_gan.lab.context_hmm import ContextHmm
+from asr_gan.lab.trigram_hmm import TrigramHmm
 from asr_gan.manifest import read_manifest
-from asr_gan.train import context_hmm, trigram_hmm
-from asr_gan.train.context_hmm import ContextHmm
-from asr_gan.train.trigram_hmm import TrigramHmm
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import per_on_common, pick_device, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc import pick_device
+from asr_gan.train.ctc_data import read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_outputs import per_on_common
 from asr_gan.train.data import read_phone_text
 
 _FLOOR = 1e-300
@@ -212,7 +214,7 @@ def fit(cluster_seqs: Sequence[np.ndarray], num_clusters: int, text: Sequence[np
     from these instead. `context`: the next-phone-dependent model, each pair's emissions smoothed with `backoff`
     pseudo-counts. `stay`: every phone's self-loop probability, fixed (None: learnt by EM from 0.5). `device`: where
     the E-steps run (the chunks and the model move there; the result comes back on the CPU). `order`: 2, the moves
-    follow the text's phone bigram; 3, its trigram (`asr_gan.train.trigram_hmm`; not with `context`)."""
+    follow the text's phone bigram; 3, its trigram (`asr_gan.lab.trigram_hmm`; not with `context`)."""
     if init not in ("frequency", "lookup"):
         raise ValueError(f"init {init!r}: expected frequency or lookup")
     if order not in (2, 3) or (order == 3 and context):
@@ -525,7 +527,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     `start_kept` is the share of rows whose cluster still goes to its labels' most frequent phone. How close to the
     truth must a label-free start be for EM to reach the truth's basin?
 
-    `context="next"`: emissions depend on the next phone too (`asr_gan.train.context_hmm`), each pair's smoothed
+    `context="next"`: emissions depend on the next phone too (`asr_gan.lab.context_hmm`), each pair's smoothed
     toward its phone's with `backoff` pseudo-counts. `init`, `screen` and `keep`: how the restarts start and
     which run to the end (`fit`). `stay`: the self-loop probability, "learn" (EM), "text" (fixed by the
     audio's rows per utterance against the text's phones per sentence, `stay_from_lengths`) or a number.
@@ -538,7 +540,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
     and everything written stay as on the CPU; the report names the device.
 
     `order=3` makes the HMM's moves follow the text's phone trigram instead of its bigram
-    (`asr_gan.train.trigram_hmm`): P + 1 times the work per E-step, a far stronger language model. The emissions
+    (`asr_gan.lab.trigram_hmm`): P + 1 times the work per E-step, a far stronger language model. The emissions
     are the plain model's, so `init_model` carries them between the orders. Not with `context="next"`.
     """
     if context not in ("none", "next"):
@@ -574,7 +576,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
         raise ValueError(f"device {device!r}: {err}") from err
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: CUDA is not available here (use cpu or auto)")
-    from asr_gan.train.gan import load_feature_sequences, read_segment_labels
+    from asr_gan.train.data import load_feature_sequences, read_segment_labels
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -643,7 +645,7 @@ def run(features: str, text: str, phones: str, out: str | Path, clusters: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.decipher", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.decipher", description=__doc__.split("\n")[0])
     parser.add_argument("--features", required=True, help="segment FeatureSet to label")
     parser.add_argument("--text", required=True, help="phonemised unpaired text (train_text.phn)")
     parser.add_argument("--phones", required=True, help="phones.txt")

@@ -12,54 +12,24 @@ and the phones renormalised (P columns): a position the topline gave to the blan
 phone, so every position carries a phone, as a segment of real audio does. `python -m asr_gan.train` reads
 the folder like any other segment features.
 
-CLI: python -m asr_gan.train.posteriors --checkpoint exp/demo/topline/checkpoint_best.pt \
+CLI: python -m asr_gan.lab.posteriors --checkpoint exp/demo/topline/checkpoint_best.pt \
         --features exp/demo/feats/mfcc/segments/train --out exp/demo/oracle/train
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
-from asr_gan.models.ctc_model import CTCPhoneModel
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.ctc import (
-    ctc_greedy_decode,
-    length_batches,
-    load_ctc_checkpoint,
-    load_feature_set,
-    pad_batch,
-    per_on_common,
-    read_phone_labels,
-)
-
-
-@torch.no_grad()
-def log_posteriors(model: CTCPhoneModel, features: FeatureSet, batch_frames: int = 20000,
-                   progress: bool = True, blank: bool = True) -> list[np.ndarray]:
-    """(T', P + 1) float32 log-posteriors for every utterance of `features`, in its order; (T', P) without
-    the blank, renormalised over the phones."""
-    model.eval()
-    device = next(model.parameters()).device
-    lengths = [int(np.shape(features[i])[0]) for i in range(len(features))]
-    outputs: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(features)
-    batches = length_batches(lengths, batch_frames, shuffle=False, rng=random.Random(0))
-    for batch in tqdm(batches, desc="[posteriors]", disable=not progress, leave=False):
-        x, mask = pad_batch([np.asarray(features[i], dtype=np.float32) for i in batch])
-        logits, out_mask = model(x.to(device), mask.to(device))
-        logits = logits.float() if blank else logits.float()[..., :-1]  # the blank is the last output
-        log_probs = torch.log_softmax(logits, dim=-1).cpu().numpy()
-        out_lengths = (~out_mask).sum(dim=1).cpu().numpy()
-        for row, i in enumerate(batch):
-            outputs[i] = log_probs[row, :out_lengths[row]]
-    return outputs
+from asr_gan.train.ctc import load_ctc_checkpoint
+from asr_gan.train.ctc_data import load_feature_set, read_phone_labels
+from asr_gan.train.ctc_outputs import ctc_greedy_decode, log_posteriors, per_on_common
 
 
 def greedy_per(outputs: list[np.ndarray], utt_ids: list[str], labels_path: str | Path,
@@ -103,7 +73,7 @@ def write_posteriors(checkpoint: str | Path, features_dir: str | Path, out: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.posteriors", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.posteriors", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint of python -m asr_gan.train.ctc")
     parser.add_argument("--features", required=True, help="the feature set the model reads (its segments)")
     parser.add_argument("--out", required=True, help="output feature set folder")

@@ -1,6 +1,6 @@
 """A phone HMM whose emissions depend on the next phone: the decipherment's model for coarticulated units.
 
-The plain decipherment HMM (`asr_gan.train.decipher.PhoneHmm`) emits a cluster from a phone alone. Real segments
+The plain decipherment HMM (`asr_gan.lab.decipher.PhoneHmm`) emits a cluster from a phone alone. Real segments
 also carry their neighbour (coarticulation), and then EM leaves the true reading for one it finds more likely
 (docs/gan_investigation.md, "The decipherment's model leaves the truth on speech"). Here the hidden state is a
 pair (phone p, the phone q after it, or the end of the sentence), and a segment is emitted with P(cluster | p, q).

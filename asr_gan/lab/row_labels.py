@@ -1,6 +1,6 @@
 """A GAN generator's phone for every feature row, as a `.segments` file (`utt ph ...`, one phone per row).
 
-The file is what `python -m asr_gan.train.decipher --start-labels` and `python -m asr_gan.train.alternate`
+The file is what `python -m asr_gan.lab.decipher --start-labels` and `python -m asr_gan.lab.alternate`
 start from: a label-free reading of the rows to refine, not a transcription. The generator must keep one
 output per row (no stride); the phone of a row is its argmax, silence included.
 
@@ -14,7 +14,7 @@ k-means runs), reads the pairs, and gives both rows of a pair the pair's phone. 
 own, carried to the rows, not what the generator makes of rows at twice the rate it trained on
 (docs/gan_investigation.md, "Alternating a decipherment and a student").
 
-CLI: python -m asr_gan.train.row_labels --checkpoint exp/gan/checkpoint_best.pt --features exp/feats/segments/train
+CLI: python -m asr_gan.lab.row_labels --checkpoint exp/gan/checkpoint_best.pt --features exp/feats/segments/train
         --out exp/rows/gan.segments [--pairs]
 """
 
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from asr_gan.features.segmentation import pool_pairs
 from asr_gan.train.checkpoint import load_generator
-from asr_gan.train.ctc import load_feature_set, write_phone_labels
+from asr_gan.train.ctc_data import load_feature_set, write_phone_labels
 
 
 def generator_row_labels(checkpoint: str | Path, features_dir: str | Path, progress: bool = True,
@@ -65,7 +65,7 @@ def generator_row_labels(checkpoint: str | Path, features_dir: str | Path, progr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.row_labels", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.row_labels", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a GAN run's checkpoint (checkpoint_best.pt)")
     parser.add_argument("--features", required=True, help="FeatureSet whose rows to label")
     parser.add_argument("--out", required=True, help="output .segments file")

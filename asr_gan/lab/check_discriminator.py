@@ -1,4 +1,4 @@
-"""`python -m asr_gan.train.check_discriminator --config gan.yaml [--set key=value ...]`
+"""`python -m asr_gan.lab.check_discriminator --config gan.yaml [--set key=value ...]`
 
 A minute's check before a long GAN run: can this configuration's discriminator tell the untrained
 generator's output from text? It builds the run of the config (asr_gan/train/gan.py) without writing
@@ -69,7 +69,7 @@ def check_discriminator(config: GanConfig, updates: int = 300, batches: int = 16
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.check_discriminator", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.check_discriminator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of GanConfig settings (the run to check)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings")

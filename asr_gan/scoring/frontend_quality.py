@@ -1,8 +1,8 @@
-"""`python -m asr_gan.features.frontend_quality`: front-ends side by side, on training and held-out voices.
+"""`python -m asr_gan.scoring.frontend_quality`: front-ends side by side, on training and held-out voices.
 
 For each front-end (a FeatureSet of training frames and one of held-out test frames), against phone labels
 of both:
-- unit quality (`asr_gan.features.unit_quality`): k-means of `--clusters` sizes fitted on the TRAINING frames,
+- unit quality (`asr_gan.scoring.unit_quality`): k-means of `--clusters` sizes fitted on the TRAINING frames,
   applied to both splits as the segmenter would apply them, and each split's purity and PNMI;
 - a linear probe: a softmax regression from one frame to its phone, trained on the training frames and scored
   on the test frames (frame error rate, %): how much of the phone a linear readout finds in one frame.
@@ -12,7 +12,7 @@ per row of a segmenter's cut of `--label-frames`), for train and test each.
 Writes a JSON list of {frontend, layer, clusters, split, purity, pnmi} rows, and one {frontend, layer, split,
 probe_frame_error} row per front-end:
 
-CLI: python -m asr_gan.features.frontend_quality --out exp/demo/unit_quality.json \\
+CLI: python -m asr_gan.scoring.frontend_quality --out exp/demo/unit_quality.json \\
         --train-labels exp/demo/nopool_rows/train.segments --test-labels exp/demo/nopool_rows/test.segments \\
         --label-transform exp/demo/feats/mfcc/transform_nopool \\
         --label-frames exp/demo/feats/mfcc/train exp/demo/feats/mfcc/test \\
@@ -34,8 +34,8 @@ import torch
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
 from asr_gan.features.storage import FeatureSet
-from asr_gan.features.unit_quality import frame_labels, frame_step, labelled_rows, measure
-from asr_gan.train.ctc import read_phone_labels
+from asr_gan.scoring.unit_quality import frame_labels, frame_step, labelled_rows, measure
+from asr_gan.train.ctc_data import read_phone_labels
 
 
 @dataclass
@@ -114,7 +114,7 @@ def markdown_table(rows: list[dict], clusters: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asr_gan.features.frontend_quality", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m asr_gan.scoring.frontend_quality", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frontend", action="append", required=True, metavar="NAME:LAYER:TRAIN:TEST")
     p.add_argument("--train-labels", required=True, help="one phone per row of the labelled training rows")

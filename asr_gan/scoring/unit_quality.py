@@ -1,4 +1,4 @@
-"""`python -m asr_gan.features.unit_quality`: how much k-means units of some frames say about their phones.
+"""`python -m asr_gan.scoring.unit_quality`: how much k-means units of some frames say about their phones.
 
 Before spending GPU time on a GAN, measure whether the features' clusters follow the phones at all. Two
 measures of a unit inventory against phone labels, as in the HuBERT paper:
@@ -16,16 +16,16 @@ Labels, one of:
 - one phone per row of the features (`--labels`, `utt ph1 ph2 ...`);
 - one phone per row that a segmenter cut from frames (`--labels` with `--label-transform` the segmenter's folder
   and `--label-frames` the frames it cut; e.g. a topline's alignment of the unpooled k-means runs,
-  `asr_gan.train.oracle_segments --label-rows`): every frame of a row gets the row's phone. Features at a lower
+  `asr_gan.lab.oracle_segments --label-rows`): every frame of a row gets the row's phone. Features at a lower
   frame rate than those frames (a model's layer at 50 Hz against 100 Hz MFCC) read every n-th label, n the ratio
   of the two `frame_rate`s in meta.json.
 Labels from a supervised alignment carry its errors, which lower both measures: compare feature kinds against
 the same labels. An utterance without labels, or whose rows do not match its labels, is named and skipped.
 
-CLI: python -m asr_gan.features.unit_quality --features exp/demo/feats/mfcc/train \\
+CLI: python -m asr_gan.scoring.unit_quality --features exp/demo/feats/mfcc/train \\
         --labels exp/demo/nopool_rows/train.segments --label-transform exp/demo/feats/mfcc/transform_nopool \\
         --label-frames exp/demo/feats/mfcc/train --clusters 40 100 300 --out exp/demo/unit_quality/mfcc.json
-     python -m asr_gan.features.unit_quality --features exp/timit_matched/feats/mfcc/train \\
+     python -m asr_gan.scoring.unit_quality --features exp/timit_matched/feats/mfcc/train \\
         --ctm exp/timit_matched/data/train.ref.ctm
 """
 
@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asr_gan.ctm import TimedPhone, read_ctm
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.segmentation import assign_clusters, fit_kmeans
 from asr_gan.features.storage import FeatureSet
-from asr_gan.scoring.ctm import TimedPhone, read_ctm
-from asr_gan.train.ctc import read_phone_labels
+from asr_gan.train.ctc_data import read_phone_labels
 
 UNLABELLED = ""  # a frame outside every span of a CTM
 
@@ -171,7 +171,7 @@ def unit_quality(features: FeatureSet, labels: dict[str, np.ndarray], step: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asr_gan.features.unit_quality",
+    p = argparse.ArgumentParser(prog="python -m asr_gan.scoring.unit_quality",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--features", required=True, help="FeatureSet of frames to cluster")
     source = p.add_mutually_exclusive_group(required=True)

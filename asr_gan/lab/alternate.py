@@ -1,13 +1,13 @@
 """Refine a label-free reading of the rows by alternating a decipherment and a CTC student.
 
-Start: one or more `.segments` files (one phone per row), e.g. GAN runs' readings (`asr_gan.train.row_labels`).
-Each start begins one EM run of the decipherment (`asr_gan.train.decipher`, its `--start-labels`), and the most
+Start: one or more `.segments` files (one phone per row), e.g. GAN runs' readings (`asr_gan.lab.row_labels`).
+Each start begins one EM run of the decipherment (`asr_gan.lab.decipher`, its `--start-labels`), and the most
 likely of them is kept: the decipherment's log-likelihood ranks readings without a transcription, where the
 GAN's phone-LM metric does not (docs/gan_investigation.md, "Alternating a decipherment and a student").
 
 Then every round: a CTC student (the GAN's generator shape, `asr_gan.train.ctc --model generator`, or a BiLSTM)
 learns the decipherment's merged phones; its greedy transcripts, aligned back to its own rows (one phone per row, as
-`asr_gan.train.oracle_segments --label-rows` does with references), start the next decipherment. The student
+`asr_gan.scoring.reference_rows` does with references), start the next decipherment. The student
 reads the rows' features where the decipherment reads only their k-means clusters, so each fixes some of the
 other's errors. The loop stops when a round's decipherment is not more likely than the best so far, and the
 most likely round's labels are the result (`train.segments`, `train.phn`).
@@ -17,7 +17,7 @@ Every stage is a folder of its own (`start<i>/`, `round<r>/decipher`, `round<r>/
 (other settings need another `--out`).
 `--labels` adds each stage's PER to the report; nothing is fitted or selected on it.
 
-CLI: python -m asr_gan.train.alternate --features exp/feats/segments_nopool/train --text exp/text/train_text.phn
+CLI: python -m asr_gan.lab.alternate --features exp/feats/segments_nopool/train --text exp/text/train_text.phn
         --phones exp/text/phones.txt --gan-config exp/gan.yaml --start-labels run1.segments run2.segments
         --out exp/alternate [--clusters 100 --context next --stay text --rounds 4] [--labels exp/text/train.phn]
         [--context none --order 3: the decipherment follows the text's phone trigram]
@@ -32,11 +32,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr_gan.lab import decipher
+from asr_gan.scoring.reference_rows import write_reference_rows
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train import decipher
-from asr_gan.train.ctc import (CTCTrainConfig, load_labelled, per_on_common, read_phone_labels, train_ctc,
-                               write_hypotheses, write_phone_labels)
-from asr_gan.train.oracle_segments import write_oracle_segments
+from asr_gan.train.ctc import CTCTrainConfig, train_ctc, write_hypotheses
+from asr_gan.train.ctc_data import load_labelled, read_phone_labels, write_phone_labels
+from asr_gan.train.ctc_outputs import per_on_common
 
 
 @dataclass
@@ -93,8 +94,8 @@ def _student_rows(config: AlternateConfig, reading: Path, out: Path, inventory: 
     result = train_ctc(ctc, data, inventory, None, out=student, progress=config.progress, log_prefix="[student]")
     hyp = student / "train_hyp.phn"
     write_hypotheses(result.model, data, inventory, ctc, hyp)
-    written, problems = write_oracle_segments(result.checkpoint, config.features, hyp, out / "rows",
-                                              progress=config.progress, rows_only=True)
+    written, problems = write_reference_rows(result.checkpoint, config.features, hyp, out / "rows",
+                                             progress=config.progress)
     # An utterance the student cannot align keeps the decipherment's own labels, so every row has one.
     aligned = read_phone_labels(rows)
     own = read_phone_labels(reading / "train.segments")
@@ -203,7 +204,7 @@ def _markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.alternate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.alternate", description=__doc__.split("\n")[0])
     parser.add_argument("--features", required=True, help="FeatureSet of the rows (e.g. unpooled k-means runs)")
     parser.add_argument("--text", required=True, help="phonemised unpaired text (train_text.phn)")
     parser.add_argument("--phones", required=True, help="phones.txt")

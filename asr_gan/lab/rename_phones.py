@@ -2,7 +2,7 @@
 
 A label-free decipherment can group the rows' clusters well and still name the groups wrongly: the clusters of
 one true phone go together to another phone. This reads labels (one phone per row, e.g. the `.segments` of
-`asr_gan.train.oracle_segments`), so it is a diagnosis, never a step of a label-free run. It counts the rows per
+`asr_gan.lab.oracle_segments`), so it is a diagnosis, never a step of a label-free run. It counts the rows per
 (phone the model gives their cluster, label), renames the model's phones one to one by the largest counts first,
 and writes the renamed model: `decipher --init-model` then starts EM from it. If that run ends near the truth's
 end, a search over the phones' names is what a label-free run lacks (docs/gan_investigation.md).
@@ -10,7 +10,7 @@ end, a search over the phones' names is what a label-free run lacks (docs/gan_in
 A row "kept" is one whose cluster goes to the phone most frequent among its cluster's labels, as `decipher`'s
 `start_kept`; the model's phone of a cluster is the one with the highest emission of it.
 
-CLI: python -m asr_gan.train.rename_phones --model exp/decipher/model.npz --features exp/oracle/train \
+CLI: python -m asr_gan.lab.rename_phones --model exp/decipher/model.npz --features exp/oracle/train \
         --labels exp/oracle/train.segments --phones exp/text/phones.txt --out exp/renamed.npz
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asr_gan.lab.decipher import cluster_sequences, load_model
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.decipher import cluster_sequences, load_model
 
 
 def greedy_renaming(confusion: np.ndarray) -> np.ndarray:
@@ -62,7 +62,7 @@ def rename(model: dict[str, np.ndarray], label_counts: np.ndarray) -> tuple[dict
 
 
 def run(model_path: str, features: str, labels: str, phones: str, out: str) -> dict:
-    from asr_gan.train.gan import load_feature_sequences, read_segment_labels
+    from asr_gan.train.data import load_feature_sequences, read_segment_labels
 
     model = load_model(model_path)
     if not len(model["centroids"]):
@@ -82,8 +82,8 @@ def run(model_path: str, features: str, labels: str, phones: str, out: str) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.rename_phones", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="model.npz of python -m asr_gan.train.decipher")
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.rename_phones", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="model.npz of python -m asr_gan.lab.decipher")
     parser.add_argument("--features", required=True, help="the segment FeatureSet it deciphered")
     parser.add_argument("--labels", required=True, help="one phone per row (`utt ph ...`), e.g. an oracle .segments")
     parser.add_argument("--phones", required=True, help="phones.txt")

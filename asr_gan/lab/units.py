@@ -1,6 +1,6 @@
-"""`python -m asr_gan.features.units`: the cluster ids a decipherment read, written as one-hot feature rows.
+"""`python -m asr_gan.lab.units`: the cluster ids a decipherment read, written as one-hot feature rows.
 
-`asr_gan.train.decipher` reads each segment as the id of its nearest k-means centroid (after standardising the
+`asr_gan.lab.decipher` reads each segment as the id of its nearest k-means centroid (after standardising the
 rows) and keeps the centroids and the standardisation in its `model.npz`. This writes those ids for any
 FeatureSet with the same rows (train, dev, test segments) as a FeatureSet of one-hot rows, one column per
 cluster. On it, supervised CTC with a per-row linear generator (kernel 1, no hidden layer) learns the
@@ -9,7 +9,7 @@ for a decipherment of the same clusters, not a bound on it: the decipherment als
 context can put it below the lookup (docs/gan_investigation.md: the decipherment paragraphs).
 
 Example:
-  python -m asr_gan.features.units --decipher-model exp/demo/decipher_mfcc/model.npz \\
+  python -m asr_gan.lab.units --decipher-model exp/demo/decipher_mfcc/model.npz \\
       --features exp/demo/feats/mfcc/segments/train --out exp/demo/units64/train
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr_gan.features.storage import FeatureSet, FeatureSetWriter
-from asr_gan.train.decipher import cluster_sequences
+from asr_gan.lab.decipher import cluster_sequences
 
 
 def load_cluster_model(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,8 +68,8 @@ def write_units(features: str | Path, model: str | Path, out: str | Path) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.features.units", description=__doc__.split("\n")[0])
-    parser.add_argument("--decipher-model", required=True, help="model.npz of python -m asr_gan.train.decipher")
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.units", description=__doc__.split("\n")[0])
+    parser.add_argument("--decipher-model", required=True, help="model.npz of python -m asr_gan.lab.decipher")
     parser.add_argument("--features", required=True, help="FeatureSet with the rows the decipherment read")
     parser.add_argument("--out", required=True, help="output FeatureSet of one-hot unit rows")
     args = parser.parse_args(argv)

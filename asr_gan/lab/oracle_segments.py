@@ -2,7 +2,7 @@
 
 The GAN reads segments from an unsupervised segmenter (k-means runs, pair pooling), which cut phones into
 pieces and merge neighbours. Training it on segments cut at the true phone boundaries takes that cause of
-failure away, as `asr_gan.train.posteriors` takes the features away. A corpus without time marks gets its
+failure away, as `asr_gan.lab.posteriors` takes the features away. A corpus without time marks gets its
 boundaries from a forced alignment (torchaudio's `forced_align`) of the references with a CTC model trained on
 the frames (`python -m asr_gan.train.ctc --model bilstm --upsample 1`): a phone runs from the frame where the
 model first emits it to the frame before the next phone's first emission; the last phone ends at its last
@@ -11,47 +11,29 @@ place of frames when the model emits one output per row: with the recipes' topli
 phone gets the segments aligned to it.
 
 Writes a FeatureSet of the rows and `<out>.segments` (`utt phone ...`, one phone per row, silence included), the
-format of the GAN's `warm_start_labels`. `--label-rows` writes only `<out>.segments` with one phone for every
-input row instead, pooling nothing: the true reading of the k-means segments themselves, for `decipher
---start-labels`. A model may emit several outputs per row there (the topline's `--upsample`); a row takes the
-phone its last output is aligned to. An utterance without references, or that cannot be aligned (more
-phones than frames), is reported with its id and skipped; the rest are written.
+format of the GAN's `warm_start_labels` (the phone of every unpooled row is `asr_gan.scoring.reference_rows`,
+the same alignment). An utterance without references, or that cannot be aligned (more phones than frames), is
+reported with its id and skipped; the rest are written.
 
-CLI: python -m asr_gan.train.oracle_segments --checkpoint exp/x/frame_ctc/checkpoint_best.pt \
+CLI: python -m asr_gan.lab.oracle_segments --checkpoint exp/x/frame_ctc/checkpoint_best.pt \
         --features exp/x/feats/mfcc/train --labels exp/x/text/train.phn --out exp/x/oracle_segments/train
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio
 
 from asr_gan.features.storage import FeatureSetWriter
+from asr_gan.scoring.reference_rows import phone_starts
 from asr_gan.text.phones import SILENCE
-from asr_gan.train.ctc import load_ctc_checkpoint, load_feature_set, read_phone_labels
-from asr_gan.train.posteriors import log_posteriors
-
-
-def phone_starts(log_probs: torch.Tensor, targets: list[int], blank: int) -> tuple[list[int], int]:
-    """Forced alignment of `targets` to (T, C) log-probabilities: each target's first frame, and the last frame
-    any target is emitted on."""
-    path, _ = torchaudio.functional.forced_align(log_probs[None], torch.tensor([targets], dtype=torch.int32),
-                                                 blank=blank)
-    path = path[0].tolist()
-    starts, previous = [], blank
-    for t, symbol in enumerate(path):
-        if symbol != blank and symbol != previous:
-            starts.append(t)
-        previous = symbol
-    # Two equal neighbours are aligned with a blank between them, so each target starts once.
-    last = max(t for t, symbol in enumerate(path) if symbol != blank)
-    return starts, last
+from asr_gan.train.ctc import load_ctc_checkpoint
+from asr_gan.train.ctc_data import load_feature_set, read_phone_labels
+from asr_gan.train.ctc_outputs import log_posteriors
 
 
 def pool_phones(frames: np.ndarray, phones: list[str], starts: list[int], last: int,
@@ -69,22 +51,9 @@ def pool_phones(frames: np.ndarray, phones: list[str], starts: list[int], last: 
     return np.asarray(rows, dtype=np.float32), labels
 
 
-def label_rows(phones: list[str], starts: list[int], last: int, outputs: int, rows: int,
-               silence: str) -> list[str]:
-    """The phone of every input row: the phone whose aligned span (`phone_starts` over `outputs` positions,
-    `outputs // rows` per row) holds the row's last output; silence before the first start and after `last`."""
-    per_output = [silence] * outputs
-    bounds = [*starts, last + 1]
-    for phone, a, b in zip(phones, bounds[:-1], bounds[1:]):
-        per_output[a:b] = [phone] * (b - a)
-    step = outputs // rows
-    return [per_output[(r + 1) * step - 1] for r in range(rows)]
-
-
 def write_oracle_segments(checkpoint: str | Path, features_dir: str | Path, labels: str | Path,
-                          out: str | Path, progress: bool = True, rows_only: bool = False) -> tuple[int, list[str]]:
-    """Write the oracle segments of `features_dir` to `out` and `<out>.segments`, or with `rows_only` the phone of
-    every input row to `<out>.segments` alone; returns (written, problems)."""
+                          out: str | Path, progress: bool = True) -> tuple[int, list[str]]:
+    """Write the oracle segments of `features_dir` to `out` and `<out>.segments`; returns (written, problems)."""
     model, inventory, _ = load_ctc_checkpoint(checkpoint, "cpu")
     features = load_feature_set(features_dir)
     refs = read_phone_labels(labels)
@@ -94,14 +63,12 @@ def write_oracle_segments(checkpoint: str | Path, features_dir: str | Path, labe
     lines: list[str] = []
     meta = {"kind": "oracle_segments", "checkpoint": str(checkpoint), "source": str(features_dir),
             "labels": str(labels)}
-    step = max(1, len(outputs[0]) // max(1, len(features[0]))) if rows_only else 1
     for i, utt_id in enumerate(features.utt_ids):  # checked before anything is written: no half folder
-        if len(outputs[i]) != step * len(features[i]):
+        if len(outputs[i]) != len(features[i]):
             raise ValueError(f"{checkpoint}: {len(outputs[i])} output positions for {len(features[i])} frames of "
-                             f"{utt_id}; oracle segments need " + (f"{step} outputs per row" if rows_only else
-                             f"one output per frame (a model without stride, trained by `asr_gan.train.ctc` on "
-                             f"the frames of {features_dir})"))
-    with contextlib.nullcontext() if rows_only else FeatureSetWriter(out, features[0].shape[1], meta=meta) as writer:
+                             f"{utt_id}; oracle segments need one output per frame (a model without stride, "
+                             f"trained by `asr_gan.train.ctc` on the frames of {features_dir})")
+    with FeatureSetWriter(out, features[0].shape[1], meta=meta) as writer:
         for i, utt_id in enumerate(features.utt_ids):
             frames = np.asarray(features[i], dtype=np.float32)
             phones = [p for p in refs.get(utt_id, []) if p != inventory.silence]
@@ -119,39 +86,32 @@ def write_oracle_segments(checkpoint: str | Path, features_dir: str | Path, labe
                 problems.append(f"{features_dir}: {utt_id}: {len(phones)} phones cannot be aligned to "
                                 f"{len(frames)} frames ({err}); skipped")
                 continue
-            if writer is None:
-                row_labels = label_rows(phones, starts, last, len(outputs[i]), len(frames), silence)
-            else:
-                rows, row_labels = pool_phones(frames, phones, starts, last, silence)
-                writer.add(utt_id, rows)
+            rows, row_labels = pool_phones(frames, phones, starts, last, silence)
+            writer.add(utt_id, rows)
             lines.append(f"{utt_id} {' '.join(row_labels)}\n")
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{out}.segments").write_text("".join(lines), encoding="utf-8")
     return len(lines), problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asr_gan.train.oracle_segments",
+    parser = argparse.ArgumentParser(prog="python -m asr_gan.lab.oracle_segments",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True,
                         help="a checkpoint of python -m asr_gan.train.ctc trained on these rows")
     parser.add_argument("--features", required=True, help="the frames (or segments) that model reads")
     parser.add_argument("--labels", required=True, help="reference phones (`utt ph ...`)")
     parser.add_argument("--out", required=True, help="output feature set folder (labels go to <out>.segments)")
-    parser.add_argument("--label-rows", action="store_true",
-                        help="write only <out>.segments: the aligned phone of every input row, nothing pooled")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         written, problems = write_oracle_segments(args.checkpoint, args.features, args.labels, args.out,
-                                                  progress=not args.no_progress, rows_only=args.label_rows)
+                                                  progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as err:
         print(f"[oracle_segments] error: {err}", file=sys.stderr)
         return 1
     for problem in problems:
         print(f"[oracle_segments] {problem}", file=sys.stderr)
-    where = f"{args.out}.segments" if args.label_rows else f"{args.out} and {args.out}.segments"
-    print(f"[oracle_segments] wrote {written} utterances to {where}"
+    print(f"[oracle_segments] wrote {written} utterances to {args.out} and {args.out}.segments"
           + (f"; skipped {len(problems)}" if problems else ""))
     return 0 if written else 1
 
