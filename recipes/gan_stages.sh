@@ -13,13 +13,6 @@
 #   parallel  concurrent GAN runs (over the GPUs) gan_updates  max_updates of each run
 #   topline_epochs, self_train_rounds, self_train_epochs, self_train_hidden, self_train_layers (BiLSTM student)
 #   words     true: word decoding with lexicon + word LM (and WER); false: phones only (TIMIT)
-#   decipher_clusters   0 (default): the GAN starts from random weights (wav2vec-U); N > 0: the sweep stage first
-#             labels the training segments by decipherment of N k-means clusters (asr_gan.lab.decipher), and
-#             every GAN run starts from those labels (docs/gan_investigation.md, "With ten times the audio")
-#   decipher_order      2 (default): the decipherment's HMM moves by the text's phone bigram; 3: by its trigram
-#             (decipher --order 3: a wider basin around the truth, O(P^3) per segment against O(P^2))
-#   decipher_speakers   false (default); true: decipher each speaker's utterances on their own (decipher
-#             --speakers with the split's manifest; for corpora of a few voices with many utterances each)
 #   train_split, dev_split, test_splits   split names (default train, dev, "test"; LibriSpeech keeps its
 #             subset names, e.g. train-clean-100, dev-clean, "test-clean test-other")
 
@@ -32,9 +25,6 @@ dev_split=${dev_split:-dev}
 test_splits=${test_splits:-test}
 self_train_hidden=${self_train_hidden:-256}
 self_train_layers=${self_train_layers:-2}
-decipher_clusters=${decipher_clusters:-0}
-decipher_order=${decipher_order:-2}
-decipher_speakers=${decipher_speakers:-false}
 
 # Paths of this experiment + the template's settings -> $exp/gan.yaml, the sweep's base config.
 write_gan_config() {
@@ -68,20 +58,6 @@ stage_topline() {
 
 stage_sweep() {
   write_gan_config
-  if [ "$decipher_clusters" -gt 0 ]; then
-    local speakers=()
-    [ "$decipher_speakers" = false ] || speakers=(--speakers "$exp/data/$train_split.jsonl")
-    # Training references only score the labels (decipher --labels); the fit never reads them.
-    stage_cmd $py -m asr_gan.lab.decipher --features "$segs/$train_split" --clusters "$decipher_clusters" \
-      --order "$decipher_order" --text "$text/train_text.phn" --phones "$text/phones.txt" \
-      --labels "$text/$train_split.phn" --out "$exp/decipher" "${speakers[@]}"
-    # The warm start of the toy section: 1000 cross-entropy updates on the labels, 500 discriminator-only
-    # updates, and the warm generator competes in label-free selection from update 0. These lines come after
-    # the template's, and YAML keeps a repeated key's last value.
-    printf '%s\n' "# warm start from the decipherment (--decipher-clusters $decipher_clusters)" \
-      "warm_start_labels: $exp/decipher/train.segments" "warm_start_updates: 1000" \
-      "warm_start_discriminator_updates: 500" "select_after: 0" >> "$exp/gan.yaml"
-  fi
   local what=(${grid:+--grid $grid})
   # Named settings (NAME:key=value,...) replace the grid.
   [ -z "${settings:-}" ] || what=(--settings $settings)
@@ -160,17 +136,7 @@ stage_results() {
 # run_gan_stages FIRST: the shared stages numbered FIRST, FIRST+1, ...
 run_gan_stages() {
   local n=$1 runs="grid: ${grid:-none}"
-  [[ "$decipher_clusters" =~ ^[0-9]+$ ]] || die "--decipher-clusters $decipher_clusters: expected a whole number"
-  case "$decipher_order" in 2|3) ;; *) die "--decipher-order $decipher_order: expected 2 or 3" ;; esac
-  case "$decipher_speakers" in
-    true|false) ;;
-    *) die "--decipher-speakers $decipher_speakers: expected true or false" ;;
-  esac
   [ -n "$settings" ] && runs="settings: $settings"
-  if [ "$decipher_clusters" -gt 0 ]; then
-    runs+="; warm start: order-$decipher_order decipherment of $decipher_clusters clusters"
-    [ "$decipher_speakers" = false ] || runs+=" per speaker"
-  fi
   run_stage "$n" "supervised topline: the GAN's generator trained with CTC on the reference phones ($topline_epochs epochs, $gan_conf)" stage_topline
   run_stage $((n + 1)) "GAN sweep ($gan_conf, $gan_updates updates; seeds: $seeds; $runs), label-free selection" stage_sweep
   run_stage $((n + 2)) "model bundle of the selected run" stage_bundle

@@ -75,14 +75,11 @@ self_train_epochs=auto
 # A small student: a 2 x 256 BiLSTM took minutes per batch of 40k frames on one CPU core.
 self_train_hidden=96
 self_train_layers=1
-decipher_clusters=0  # > 0: warm-start every GAN run from a decipherment of this many clusters (gan_stages.sh)
-decipher_order=2     # 3: the decipherment follows the text's phone trigram
-decipher_speakers=false  # true: decipher each voice's utterances on their own
 recipe_options="stage stop_stage size train_utts exp seed nj features encoder_checkpoint layer unit_quality"
 recipe_options+=" refine_rounds refine_epochs"
 recipe_options+=" pca_dim clusters pool gan_conf seeds grid settings"
 recipe_options+=" parallel gan_updates topline_epochs self_train_rounds self_train_epochs self_train_hidden self_train_layers"
-recipe_options+=" decipher_clusters decipher_order decipher_speakers text_silences voices"
+recipe_options+=" text_silences voices"
 parse_options "$@"
 case "$text_silences" in fixed|audio) ;; *) die "--text-silences $text_silences: expected fixed or audio" ;; esac
 if [ "$size" = tiny ]; then auto_values=(1 200 5 3 3 1 2); else auto_values=("1 2" 2000 150 6 30 0 8); fi

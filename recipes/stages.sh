@@ -154,12 +154,8 @@ declare_gan_options() {
   self_train_epochs=auto
   self_train_hidden=auto
   self_train_layers=auto
-  decipher_clusters=0  # > 0: warm-start every GAN run from a decipherment of this many clusters (gan_stages.sh)
-  decipher_order=2     # 3: the decipherment follows the text's phone trigram
-  decipher_speakers=false  # true: decipher each speaker's utterances on their own
   recipe_options+=" profile gan_conf seeds grid settings parallel gan_updates topline_epochs self_train_rounds"
-  recipe_options+=" self_train_epochs self_train_hidden self_train_layers decipher_clusters decipher_order"
-  recipe_options+=" decipher_speakers"
+  recipe_options+=" self_train_epochs self_train_hidden self_train_layers"
 }
 
 # apply_training_profile: the GAN-stage sizes a recipe left at `auto`, from $profile (auto: training_profile) and

@@ -119,19 +119,7 @@ def score_names(exp: Path) -> dict[str, dict]:
 
 def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     exp = tmp_path / "timit"
-    # With the decipherment warm start (the one label-free start that converged on the 40-phone toy), each
-    # speaker's utterances deciphered on their own: here only to run that path, TIMIT's 8 sentences a speaker
-    # are too few for it (docs/running.md).
-    decipher_args = ("--decipher-clusters", "8", "--decipher-speakers", "true")
-    run_recipe("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp), *decipher_args)
-    decipher = json.loads((exp / "decipher" / "report.json").read_text())
-    assert decipher["clusters"] == 8 and 0.0 <= decipher["per"] <= 2.0
-    assert decipher["order"] == 2 and "--clusters 8 --order 2" in (exp / "commands.sh").read_text()
-    speakers = {json.loads(line)["speaker"] for line in (exp / "data" / "train.jsonl").read_text().splitlines()}
-    assert {g["speaker"] for g in decipher["speakers"]} == speakers and len(speakers) > 1
-    for run in json.loads((exp / "sweep" / "sweep.json").read_text())["runs"]:
-        first = json.loads(Path(run["run_dir"], "metrics.jsonl").read_text().splitlines()[0])
-        assert first["step"] == 0 and first["warm_start_updates"] == 1000, first
+    run_recipe("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp))
     scores = score_names(exp)
     assert {"decode/dev/score_phones", "decode/test/score_phones", "topline/score_test"} <= set(scores)
     assert not any(s["unit"] == "word" for s in scores.values())  # TIMIT: phones only
@@ -146,7 +134,7 @@ def test_timit_recipe_runs_to_results_with_39_phone_per(timit_corpus, tmp_path):
     assert drawn and all([p for p, _, _ in drawn[utt]] == [p for p, _, _ in true_times[utt]] for utt in drawn)
     assert all(abs(a[1] - b[1]) < 1e-3 for utt in drawn for a, b in zip(drawn[utt], true_times[utt]))
     assert len(list((exp / "pictures").glob("alignment_*.png"))) == len(drawn)
-    assert_rerun_skips_every_stage("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp), *decipher_args)
+    assert_rerun_skips_every_stage("run_timit.sh", "--timit", str(timit_corpus), "--exp", str(exp))
 
 
 def test_librispeech_recipe_runs_to_results_with_wer_per_subset(tmp_path):
