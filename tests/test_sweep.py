@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asr_gan.train.sweep import (
-    RunSpec,
-    SweepConfig,
-    apply_overrides,
-    collect_results,
-    expand_runs,
-    main,
-    parse_grid,
-    read_run_metrics,
-    summarise,
-    worker_slots,
-)
+from asr_gan.train.sweep import main
+from asr_gan.train.sweep_plan import SweepConfig, apply_overrides, expand_runs, parse_grid
+from asr_gan.train.sweep_results import collect_results, read_run_metrics, summarise
+from asr_gan.train.sweep_runs import worker_slots
 
 
 def write_metrics(run_dir: Path, records: list[dict]) -> None:
@@ -131,7 +123,8 @@ def test_sweep_cli_runs_every_run_in_parallel_and_reports_the_selected_one(tmp_p
 
 
 def test_setting_table_gives_mean_std_best_and_converged_seeds_per_setting():
-    from asr_gan.train.sweep import RunResult, SweepSummary, setting_table
+    from asr_gan.train.sweep_report import setting_table
+    from asr_gan.train.sweep_results import RunResult, SweepSummary
 
     runs = [RunResult("a0", 0, {"w": 0}, "ok", 10.0, 5, 0.30, 0.30, True),
             RunResult("a1", 1, {"w": 0}, "ok", 12.0, 5, 0.50, 0.45, False),
@@ -142,7 +135,7 @@ def test_setting_table_gives_mean_std_best_and_converged_seeds_per_setting():
 
 
 def test_named_settings_run_each_with_every_seed_and_are_summed_up_by_name(tmp_path, capsys):
-    from asr_gan.train.sweep import parse_settings
+    from asr_gan.train.sweep_plan import parse_settings
 
     settings = parse_settings(["base:", "audio:loss.cycle_audio=1", "both:loss.cycle_audio=1,loss.cycle_text=0.5"])
     assert settings == {"base": {}, "audio": {"loss.cycle_audio": 1},

@@ -15,7 +15,7 @@ plain tensor arithmetic on a small fixed batch with fixed weights:
   B x (R - 1) x V of squared differences of consecutive merged logits (zero where the later row is padding) and
   the code penalty is (V - exp(entropy of the mean softmax over all B x R merged rows)) / V.
 
-The trainer's own update functions run on the batch (asr_gan/train/gan.py), and every term and every gradient is
+The trainer's own update functions run on the batch (asr_gan/train/gan_step.py), and every term and every gradient is
 compared with autograd of the computation below. The JOIN segmenter's random choice of a position per run is read
 back from the trainer's merged rows (checked to be one position per run) and used by the independent computation.
 """
@@ -31,7 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from asr_gan.models.generator import Generator
-from asr_gan.train import gan as gan_module
+from asr_gan.train import gan_step as gan_module
 from asr_gan.train import losses
 from asr_gan.train.config import config_from_dict
 from asr_gan.train.data import SequenceBank

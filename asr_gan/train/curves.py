@@ -80,7 +80,7 @@ def curve_panels(records: list[dict], metric_key: str = SELECTION_METRIC) -> dic
     keys = sorted({k for r in records for k, v in r.items() if _number(v) is not None and k not in STEP_KEYS})
     panels = {
         "loss": [k for k in keys if "loss" in k],
-        # The GAN loop's terms (asr_gan/train/gan.py): discriminator d_*, generator g_* and the cycle losses.
+        # The GAN loop's terms (asr_gan/train/gan_step.py): discriminator d_*, generator g_* and the cycle losses.
         "d_loss": [k for k in keys if k.startswith("d_")],
         "g_loss": [k for k in keys if k.startswith(("g_", "cycle_"))],
         "metric": [k for k in keys if k == metric_key or "ppl" in k],
