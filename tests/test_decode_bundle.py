@@ -17,8 +17,10 @@ import torch
 
 from asr_gan.audio import load_audio
 from asr_gan.decode.__main__ import Transcriber, main
-from asr_gan.decode.bundle import Bundle, BundleError, position_frames, speech_to_original, write_bundle
+from asr_gan.decode.bundle import Bundle, BundleError
 from asr_gan.decode.greedy import greedy_decode, symbols
+from asr_gan.decode.timeline import position_frames, speech_to_original
+from asr_gan.decode.write_bundle import write_bundle
 from asr_gan.features.__main__ import main as features_main
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.storage import FeatureSet
@@ -375,7 +377,7 @@ def test_tune_cli_writes_the_chosen_grid_setting_into_the_bundle(model, tmp_path
 
 def test_ctc_token_spans_split_repeats_at_blanks_and_fill_gaps_with_silence():
     from asr_gan.decode.align import spans_to_times, token_spans
-    from asr_gan.decode.bundle import Timeline
+    from asr_gan.decode.timeline import Timeline
 
     blank = 9
     assert token_spans([blank, 3, 3, blank, 3, 5, blank], blank) == [(1, 2), (4, 4), (5, 5)]

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from asr_gan.results.summary import ResultSpec, collect, render_markdown
+from asr_gan.results.collect import ResultSpec, collect
+from asr_gan.results.summary import render_markdown
 from asr_gan.scoring.frontend_quality import FrontendSpec, main, markdown_table
 from tests.test_unit_quality import PHONES, utterances, write_labels, write_set
 

@@ -14,8 +14,7 @@ import soundfile
 from asr_gan.ctm import read_ctm
 from asr_gan.manifest import Utterance, write_manifest
 from asr_gan.results.__main__ import main
-from asr_gan.results.plots import hypothesis_matches, plot_alignments
-from asr_gan.results.summary import (
+from asr_gan.results.collect import (
     ResultFileError,
     ResultSpec,
     collect,
@@ -23,8 +22,11 @@ from asr_gan.results.summary import (
     read_score,
     read_timings,
 )
+from asr_gan.results.plots import hypothesis_matches, plot_alignments
 from asr_gan.train.curves import plot_training_curves, read_metrics, selected_step
-from asr_gan.train.sweep import SweepConfig, collect_results, expand_runs, summarise, write_report
+from asr_gan.train.sweep_plan import SweepConfig, expand_runs
+from asr_gan.train.sweep_report import write_report
+from asr_gan.train.sweep_results import collect_results, summarise
 
 # ------------------------------------------------------------------------------------------------- fixtures
 

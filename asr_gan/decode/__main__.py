@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr_gan.decode.bundle import DECODERS, Bundle, BundleError, Timeline
+from asr_gan.decode.bundle import DECODERS, Bundle, BundleError
 from asr_gan.decode.greedy import DecodedToken, greedy_decode, symbols
+from asr_gan.decode.timeline import Timeline
 from asr_gan.edits import edit_counts
 
 

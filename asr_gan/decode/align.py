@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from asr_gan.audio.io import SAMPLE_RATE
-from asr_gan.decode.bundle import Bundle, BundleError, Timeline
+from asr_gan.decode.bundle import Bundle, BundleError
+from asr_gan.decode.timeline import Timeline
 from asr_gan.manifest import Utterance, read_manifest
 
 TimedPhone = tuple[str, float, float]  # (phone, start seconds, end seconds)

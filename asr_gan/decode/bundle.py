@@ -16,16 +16,13 @@ Layout (`exp/<name>/bundle/`):
 
 `Bundle.log_probs(wave)` runs audio -> frames -> segments -> generator -> log-probs and gives each output position its
 span in seconds of the original audio (`Timeline`), through VAD removal, segment lengths and the generator stride.
+`asr_gan.decode.write_bundle` writes one (its CLI: `python -m asr_gan.decode.make_bundle`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,20 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
-import asr_gan
-from asr_gan.audio.io import SAMPLE_RATE, load_audio
-from asr_gan.features.extract import build_frame_rate
+from asr_gan.audio.io import load_audio
+from asr_gan.decode.timeline import Timeline, position_frames, speech_to_original
 from asr_gan.features.pipeline import FeaturePipeline
 from asr_gan.features.vad import speech_spans
 from asr_gan.manifest import Utterance
 from asr_gan.models.generator import Generator
 from asr_gan.text.phones import PhoneInventory
-from asr_gan.train.checkpoint import load_generator, read_checkpoint, save_checkpoint
+from asr_gan.train.checkpoint import load_generator
 
 BUNDLE_FORMAT = "asr_gan.bundle/1"
 DECODERS = ("greedy", "phone_lm", "words")
-# What a decoding-only checkpoint keeps of a training checkpoint (the rest is for resuming training).
-GENERATOR_KEYS = ("generator_kwargs", "generator", "phones", "silence", "config", "step", "best_metric")
 
 
 @dataclass
@@ -85,63 +79,6 @@ class BundleError(ValueError):
     """A bundle that cannot be written or read; the message names the folder or file."""
 
 
-# ------------------------------------------------------------------------------------------------------- timing
-
-
-@dataclass
-class Timeline:
-    """Where each generator output position lies in the original audio, in seconds.
-
-    Attributes:
-        starts: (T',) start of each position.
-        ends: (T',) end of each position.
-    """
-
-    starts: np.ndarray
-    ends: np.ndarray
-
-    def span(self, first: int, last: int) -> tuple[float, float]:
-        """Seconds covered by positions first..last (inclusive)."""
-        return float(self.starts[first]), float(self.ends[last])
-
-
-def position_frames(segment_frames: np.ndarray, stride: int,
-                    positions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """First frame and end frame (exclusive) of each generator output position.
-
-    Args:
-        segment_frames: (S,) frames each segment covers (FeaturePipeline.segments_with_lengths).
-        stride: the generator's stride over segments; position j covers segments [j*stride, (j+1)*stride).
-        positions: the generator's output positions T' (default ceil(S / stride)); positions past the segments
-            (wav2vec-U's padding of an even kernel adds one, asr_gan/models/generator.py) get the last one's frames.
-
-    Returns:
-        (first (T',), end (T',)) in frames.
-    """
-    bounds = np.concatenate([[0], np.cumsum(segment_frames)]).astype(np.int64)
-    count = -(-len(segment_frames) // stride)
-    if positions is None:
-        positions = count
-    first_segment = np.minimum(np.arange(positions), max(count - 1, 0)) * stride
-    end_segment = np.minimum(first_segment + stride, len(segment_frames))
-    return bounds[first_segment], bounds[end_segment]
-
-
-def speech_to_original(seconds: np.ndarray, spans: list[tuple[int, int]], is_end: bool) -> np.ndarray:
-    """Map times in VAD-trimmed audio (speech spans joined end to end) back to the original recording.
-
-    An end time falling exactly on a joint belongs to the earlier span (it ends it), a start time to the later one.
-    """
-    if not spans:
-        return seconds
-    starts = np.array([s for s, _ in spans], dtype=np.float64) / SAMPLE_RATE
-    lengths = np.array([e - s for s, e in spans], dtype=np.float64) / SAMPLE_RATE
-    joined = np.concatenate([[0.0], np.cumsum(lengths)])
-    which = np.searchsorted(joined[1:], seconds, side="left" if is_end else "right")
-    which = np.clip(which, 0, len(spans) - 1)
-    return starts[which] + np.minimum(seconds - joined[which], lengths[which])
-
-
 # ------------------------------------------------------------------------------------------------------- bundle
 
 
@@ -168,7 +105,8 @@ class Bundle:
         directory = Path(directory)
         meta_path = directory / "bundle.json"
         if not meta_path.is_file():
-            raise BundleError(f"{directory}: no bundle.json; not a model bundle (write one with asr_gan.decode.bundle)")
+            raise BundleError(f"{directory}: no bundle.json; not a model bundle "
+                              "(write one with asr_gan.decode.make_bundle)")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
@@ -273,152 +211,12 @@ class Bundle:
         """Rewrite bundle.json with new decoder settings (atomically)."""
         self.meta["decoder_settings"] = settings.to_dict()
         self.settings = settings
-        _write_json(self.directory / "bundle.json", self.meta)
+        write_json(self.directory / "bundle.json", self.meta)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write bundle.json (or any JSON) atomically: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
-
-def _copy_file(source: Path, target: Path) -> None:
-    """Hard-link when possible (SSL checkpoints are gigabytes and read-only), else copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def _copy_lm(source: str | Path | None, stage: Path, name: str) -> str | None:
-    if source is None:
-        return None
-    source = Path(source)
-    if not source.is_file():
-        raise BundleError(f"{source}: LM not found (build it with `python -m asr_gan.text`)")
-    # KenLM tells ARPA from binary by content; the suffix only helps a reader.
-    target = f"{name}{'.arpa' if source.suffix == '.arpa' else '.bin'}"
-    _copy_file(source, stage / target)
-    return target
-
-
-def write_bundle(out_dir: str | Path, *, transform_dir: str | Path, checkpoint: str | Path,
-                 phones: str | Path | PhoneInventory, lexicon: str | Path | None = None,
-                 phone_lm: str | Path | None = None, word_lm: str | Path | None = None,
-                 decoder_settings: DecoderSettings | dict[str, Any] | None = None,
-                 command: str | None = None) -> Path:
-    """Assemble a bundle folder (see the module docstring); returns its path.
-
-    The folder is built beside `out_dir` and renamed into place, so a crash leaves no half bundle; an existing
-    bundle at `out_dir` is replaced, any other existing folder is refused.
-
-    Args:
-        transform_dir: the fitted FeaturePipeline folder (`feats/<frontend>/transform`).
-        checkpoint: a GAN checkpoint (`checkpoint_best.pt`); only its generator part is kept.
-        phones: `phones.txt` or an inventory; must match the checkpoint's phones in order.
-        lexicon, phone_lm, word_lm: optional files (`text/lexicon.txt`, `text/phone_lm.bin`, `text/word_lm.bin`).
-        decoder_settings: settings to remember (e.g. from asr_gan.decode.tune).
-        command: the command line that trained the model, for the record.
-    """
-    out_dir = Path(out_dir)
-    transform_dir = Path(transform_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "bundle.json").is_file():
-        raise BundleError(f"{out_dir}: exists and is not a bundle; choose an empty or new folder")
-    pipeline = FeaturePipeline.load(transform_dir)
-    state = read_checkpoint(checkpoint)
-    missing = [key for key in ("generator_kwargs", "generator", "phones") if key not in state]
-    if missing:
-        raise BundleError(f"{checkpoint}: checkpoint lacks {missing}")
-    inventory = phones if isinstance(phones, PhoneInventory) else PhoneInventory.load(phones, state.get("silence"))
-    if list(state["phones"]) != inventory.symbols:
-        raise BundleError(f"{checkpoint}: its {len(state['phones'])} phones differ from the {len(inventory)} of "
-                          f"{phones if not isinstance(phones, PhoneInventory) else 'the inventory given'} "
-                          "(same phones in the same order needed)")
-    input_dim = state["generator_kwargs"].get("input_dim")
-    expected_dim = _pipeline_output_dim(pipeline)
-    if expected_dim is not None and input_dim != expected_dim:
-        raise BundleError(f"{checkpoint}: generator input_dim {input_dim} but {transform_dir} gives {expected_dim}-dim "
-                          "segments; pair the checkpoint with the transform it was trained on")
-    if isinstance(decoder_settings, dict):
-        decoder_settings = DecoderSettings.from_dict(decoder_settings)
-    settings = decoder_settings or DecoderSettings()
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        files: dict[str, str | None] = {"transform": "transform", "generator": "generator.pt", "phones": "phones.txt"}
-        shutil.copytree(transform_dir, stage / "transform")
-        files["ssl"] = _copy_ssl_checkpoint(pipeline, stage)
-        save_checkpoint(stage / "generator.pt", {k: state[k] for k in GENERATOR_KEYS if k in state})
-        inventory.save(stage / "phones.txt")
-        files["lexicon"] = None
-        if lexicon is not None:
-            if not Path(lexicon).is_file():
-                raise BundleError(f"{lexicon}: lexicon not found (build it with `python -m asr_gan.text`)")
-            shutil.copy2(lexicon, stage / "lexicon.txt")
-            files["lexicon"] = "lexicon.txt"
-        files["phone_lm"] = _copy_lm(phone_lm, stage, "phone_lm")
-        files["word_lm"] = _copy_lm(word_lm, stage, "word_lm")
-        import torchaudio
-
-        meta = {
-            "format": BUNDLE_FORMAT,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "asr_gan_version": asr_gan.__version__,
-            "torch_version": torch.__version__,
-            "torchaudio_version": torchaudio.__version__,
-            "python_version": platform.python_version(),
-            "command": command,
-            "files": files,
-            "silence": inventory.silence,
-            "frame_rate": build_frame_rate(pipeline.frontend_config),
-            "generator_stride": state["generator_kwargs"].get("stride", 1),
-            "sources": {"transform": str(transform_dir.resolve()), "checkpoint": str(Path(checkpoint).resolve()),
-                        "step": state.get("step")},
-            "decoder_settings": settings.to_dict(),
-        }
-        _write_json(stage / "bundle.json", meta)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            stage.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            stage.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return out_dir
-
-
-def _pipeline_output_dim(pipeline: FeaturePipeline) -> int | None:
-    """Dimension of the pipeline's segments, when known without building the frontend (SSL models are large)."""
-    if pipeline.pca is not None or pipeline.centroids is not None:
-        return pipeline.output_dim
-    if pipeline.frontend_config.kind != "ssl":
-        return pipeline.frontend.dim
-    return None
-
-
-def _copy_ssl_checkpoint(pipeline: FeaturePipeline, stage: Path) -> str | None:
-    """Put an SSL frontend's checkpoint into the bundle and point the copied transform at it (relative path)."""
-    config = pipeline.frontend_config
-    if config.kind != "ssl":
-        return None
-    source = Path(config.ssl_checkpoint or "")
-    if not source.exists():
-        raise BundleError(f"{source}: the transform's SSL checkpoint is missing; the bundle needs a copy of it")
-    (stage / "ssl").mkdir()
-    target = Path("ssl") / source.name
-    if source.is_dir():  # a Hugging Face folder
-        shutil.copytree(source, stage / target, copy_function=lambda s, t: _copy_file(Path(s), Path(t)))
-    else:
-        _copy_file(source, stage / target)
-    # Loading resolves it against the bundle folder (Bundle.load), so the bundle can move.
-    pipeline_json = stage / "transform" / "pipeline.json"
-    data = json.loads(pipeline_json.read_text(encoding="utf-8"))
-    data["frontend"]["ssl_checkpoint"] = str(target)
-    data["frontend"]["device"] = None
-    pipeline_json.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    return str(target)

@@ -6,7 +6,7 @@ phone often agree, so runs of the same argmax are one phone (wav2vec-U decodes i
 equal phones keeps them apart, like a CTC blank.
 
 Every decoder of this package returns `DecodedToken`s, which remember the output positions they cover, so
-the caller can turn positions into seconds (`asr_gan.decode.bundle.Timeline`).
+the caller can turn positions into seconds (`asr_gan.decode.timeline.Timeline`).
 """
 
 from __future__ import annotations

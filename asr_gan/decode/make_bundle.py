@@ -17,7 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from asr_gan.decode.bundle import BundleError, write_bundle
+from asr_gan.decode.bundle import BundleError
+from asr_gan.decode.write_bundle import write_bundle
 
 
 def selected_checkpoint(sweep_json: str | Path) -> Path:

@@ -23,7 +23,7 @@ The hidden convolutions are "same"-padded. The output conv is padded one of two 
 
 Either way output t (t < T) is taken as input t's, and an extra last output as the last input's: the cycle losses,
 the warm start and the row labels cut the outputs to the inputs' length, and the decoders' timelines give the
-extra output the last segment's time (asr_gan/decode/bundle.py).
+extra output the last segment's time (asr_gan/decode/timeline.py).
 """
 
 from __future__ import annotations

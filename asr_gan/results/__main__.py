@@ -15,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr_gan.results.summary import ResultFileError, ResultSpec, collect, draw_pictures, write_summary
+from asr_gan.results.collect import ResultFileError, ResultSpec, collect
+from asr_gan.results.summary import draw_pictures, write_summary
 
 
 def _named_paths(items: list[str], option: str, parser: argparse.ArgumentParser) -> dict[str, Path]:
