@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from asr_gan.lab import context_hmm
-from asr_gan.lab.decipher import _pad
+from asr_gan.lab.phone_hmm import _pad
 from tests.fixtures.enumerated_hmm import enumerate_paths
 
 PHONES, CLUSTERS = 2, 3

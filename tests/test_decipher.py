@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from asr_gan.features.storage import FeatureSetWriter
-from asr_gan.lab import decipher
+from asr_gan.lab import decipher, label_start, phone_hmm
 from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.ctc_data import read_phone_labels
 from tests.fixtures.toy_phones import make_toy_task
@@ -23,17 +23,17 @@ def toy(tmp_path_factory):
     return make_toy_task(tmp_path_factory.mktemp("toy"))
 
 
-def tiny_hmm() -> decipher.PhoneHmm:
+def tiny_hmm() -> phone_hmm.PhoneHmm:
     g = torch.Generator().manual_seed(3)
     start = torch.rand(3, generator=g, dtype=torch.float64)
     bigram = torch.rand(3, 3, generator=g, dtype=torch.float64)
     emissions = torch.rand(3, 4, generator=g, dtype=torch.float64)
-    return decipher.PhoneHmm(start / start.sum(), bigram / bigram.sum(1, keepdim=True),
-                             torch.tensor([0.2, 0.5, 0.7], dtype=torch.float64),
-                             emissions / emissions.sum(1, keepdim=True))
+    return phone_hmm.PhoneHmm(start / start.sum(), bigram / bigram.sum(1, keepdim=True),
+                              torch.tensor([0.2, 0.5, 0.7], dtype=torch.float64),
+                              emissions / emissions.sum(1, keepdim=True))
 
 
-def path_probability(hmm: decipher.PhoneHmm, states: tuple[int, ...], symbols: list[int]) -> float:
+def path_probability(hmm: phone_hmm.PhoneHmm, states: tuple[int, ...], symbols: list[int]) -> float:
     trans = hmm.transitions()
     p = hmm.start[states[0]] * hmm.emissions[states[0], symbols[0]]
     for t in range(1, len(symbols)):
@@ -44,9 +44,9 @@ def path_probability(hmm: decipher.PhoneHmm, states: tuple[int, ...], symbols: l
 def test_forward_backward_and_viterbi_agree_with_enumerating_every_path():
     hmm = tiny_hmm()
     sequences = [np.array([0, 3, 3, 1]), np.array([2, 1])]  # the second is padded in the batch
-    obs, mask = decipher._pad(sequences)
-    counts, moves, log_likelihood = decipher.expected_counts(hmm, obs, mask)
-    viterbi = decipher.viterbi(hmm, obs, mask)
+    obs, mask = phone_hmm._pad(sequences)
+    counts, moves, log_likelihood = phone_hmm.expected_counts(hmm, obs, mask)
+    viterbi = phone_hmm.viterbi(hmm, obs, mask)
     expected_ll = 0.0
     expected_counts = torch.zeros(3, 4, dtype=torch.float64)
     expected_stays = torch.zeros(3, dtype=torch.float64)
@@ -70,7 +70,7 @@ def test_forward_backward_and_viterbi_agree_with_enumerating_every_path():
 
 
 def test_frequency_init_favours_clusters_of_the_phones_frequency_rank():
-    emissions = decipher.frequency_init(np.array([5.0, 50.0, 20.0]), np.array([10.0, 300.0, 90.0]), 0.05, None)
+    emissions = phone_hmm.frequency_init(np.array([5.0, 50.0, 20.0]), np.array([10.0, 300.0, 90.0]), 0.05, None)
     assert emissions.argmax(1).tolist() == [0, 1, 2]
     assert torch.allclose(emissions.sum(1), torch.ones(3, dtype=torch.float64))
 
@@ -145,8 +145,8 @@ def test_decipher_cli_names_a_missing_feature_set(toy, tmp_path, capsys):
 
 def test_units_are_the_clusters_the_decipherment_read(toy, tmp_path):
     """One-hot rows of the decipherment's own cluster ids: deciphering their argmax gives the very same labels."""
-    from asr_gan.lab import units
     from asr_gan.features.storage import FeatureSet
+    from asr_gan.lab import units
 
     kwargs = dict(restarts=2, iterations=30, labels=str(toy["train_labels"]), progress=False)
     by_kmeans = decipher.run(str(toy["train"]), str(toy["text"]), str(toy["phones"]), tmp_path / "kmeans",
@@ -236,11 +236,11 @@ def test_reassigned_clusters_keep_their_rows_and_give_them_to_one_drawn_phone():
     counts = np.array([[5.0, 0.0, 1.0, 2.0], [1.0, 4.0, 0.0, 0.0], [0.0, 1.0, 3.0, 0.0]])
     pairs = np.random.default_rng(1).random((3, 4, 4))
     shares = np.array([0.0, 0.0, 1.0])  # every moved cluster goes to phone 2
-    same, untouched = decipher.reassign_clusters(counts, 0.0, shares, np.random.default_rng(0))
+    same, untouched = label_start.reassign_clusters(counts, 0.0, shares, np.random.default_rng(0))
     assert np.array_equal(same, counts) and (untouched == -1).all()
-    moved, targets = decipher.reassign_clusters(counts, 1.0, shares, np.random.default_rng(0))
+    moved, targets = label_start.reassign_clusters(counts, 1.0, shares, np.random.default_rng(0))
     assert (targets == 2).all() and np.array_equal(moved[2], counts.sum(0)) and not moved[:2].any()
-    moved_pairs, _ = decipher.reassign_clusters(pairs, 1.0, shares, np.random.default_rng(0))
+    moved_pairs, _ = label_start.reassign_clusters(pairs, 1.0, shares, np.random.default_rng(0))
     assert np.allclose(moved_pairs[2], pairs.sum(0)) and not moved_pairs[:2].any()  # next-phone counts kept
 
 
@@ -303,7 +303,7 @@ def test_decipher_refuses_an_unknown_context_or_init(toy, tmp_path):
 
 def test_lookup_init_gives_every_cluster_one_phone_drawn_by_the_text_frequencies():
     rng = np.random.default_rng(0)
-    emissions = decipher.lookup_init(np.array([700.0, 200.0, 100.0]), 2000, rng)
+    emissions = phone_hmm.lookup_init(np.array([700.0, 200.0, 100.0]), 2000, rng)
     assert torch.allclose(emissions.sum(1), torch.ones(3, dtype=torch.float64))
     owner = emissions.argmax(0).numpy()  # the phone that emits each cluster most
     top2 = emissions.topk(2, dim=0).values
@@ -315,22 +315,22 @@ def test_lookup_init_gives_every_cluster_one_phone_drawn_by_the_text_frequencies
 def test_screening_runs_every_restart_briefly_and_only_the_most_likely_on(toy, monkeypatch):
     """4 restarts x 2 screening iterations, then the 1 most likely for the other 4 of its 6: 12 E-steps."""
     steps = []
-    original = decipher.expected_counts
+    original = phone_hmm.expected_counts
 
     def counting(hmm, obs, mask):
         steps.append(1)
         return original(hmm, obs, mask)
 
-    monkeypatch.setattr(decipher, "expected_counts", counting)
+    monkeypatch.setattr(phone_hmm, "expected_counts", counting)
     rng = np.random.default_rng(0)
     sequences = [rng.integers(6, size=rng.integers(3, 9)) for _ in range(20)]  # one chunk
     text = [rng.integers(3, size=rng.integers(3, 9)) for _ in range(20)]
-    result = decipher.fit(sequences, 6, text, 3, restarts=4, iterations=6, init="lookup", screen=2, keep=1,
-                          progress=False)
+    result = phone_hmm.fit(sequences, 6, text, 3, restarts=4, iterations=6, init="lookup", screen=2, keep=1,
+                           progress=False)
     assert len(steps) == 4 * 2 + 1 * 4
     assert len(result.log_likelihoods) == 4 and result.selected == int(np.argmax(result.log_likelihoods))
     with pytest.raises(ValueError, match="init"):
-        decipher.fit(sequences, 6, text, 3, init="random", progress=False)
+        phone_hmm.fit(sequences, 6, text, 3, init="random", progress=False)
 
 
 def test_stay_from_lengths_gives_the_geometric_self_loop_of_the_row_to_phone_ratio():
@@ -345,8 +345,8 @@ def test_a_fixed_stay_is_kept_through_em_while_a_learnt_one_moves(context):
     rng = np.random.default_rng(0)
     sequences = [np.repeat(rng.integers(6, size=rng.integers(3, 6)), 2) for _ in range(20)]  # every symbol twice
     text = [rng.integers(3, size=rng.integers(3, 6)) for _ in range(20)]
-    fixed = decipher.fit(sequences, 6, text, 3, restarts=1, iterations=3, progress=False, context=context, stay=0.3)
-    learnt = decipher.fit(sequences, 6, text, 3, restarts=1, iterations=3, progress=False, context=context)
+    fixed = phone_hmm.fit(sequences, 6, text, 3, restarts=1, iterations=3, progress=False, context=context, stay=0.3)
+    learnt = phone_hmm.fit(sequences, 6, text, 3, restarts=1, iterations=3, progress=False, context=context)
     assert torch.allclose(fixed.hmm.stay, torch.full((3,), 0.3, dtype=torch.float64))
     assert not torch.allclose(learnt.hmm.stay, torch.full((3,), 0.5, dtype=torch.float64))
 

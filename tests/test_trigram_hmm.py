@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from asr_gan.lab import decipher, trigram_hmm
-from asr_gan.lab.decipher import _pad
+from asr_gan.lab import decipher, phone_hmm, trigram_hmm
+from asr_gan.lab.phone_hmm import _pad
 from tests.fixtures.enumerated_hmm import enumerate_paths
 from tests.fixtures.toy_phones import make_toy_task
 
@@ -67,13 +67,13 @@ def test_a_trigram_that_ignores_the_phone_before_gives_the_plain_bigram_models_p
     bigram = torch.rand(phones, phones, generator=g, dtype=torch.float64)
     emissions = torch.rand(phones, clusters, generator=g, dtype=torch.float64)
     stay = torch.tensor([0.1, 0.4, 0.6, 0.8], dtype=torch.float64)
-    plain = decipher.PhoneHmm(start / start.sum(), bigram / bigram.sum(1, keepdim=True), stay,
-                              emissions / emissions.sum(1, keepdim=True))
+    plain = phone_hmm.PhoneHmm(start / start.sum(), bigram / bigram.sum(1, keepdim=True), stay,
+                               emissions / emissions.sum(1, keepdim=True))
     trigram = trigram_hmm.TrigramHmm(plain.start, plain.bigram[None].expand(phones + 1, -1, -1).clone(), stay,
                                      plain.emissions)
     rng = np.random.default_rng(0)
     obs, mask = _pad([rng.integers(clusters, size=n) for n in (9, 3, 6)])
-    ours, theirs = trigram_hmm.forward_backward(trigram, obs, mask), decipher.expected_counts(plain, obs, mask)
+    ours, theirs = trigram_hmm.forward_backward(trigram, obs, mask), phone_hmm.expected_counts(plain, obs, mask)
     assert torch.allclose(ours[0], theirs[0], atol=1e-9)
     assert torch.allclose(ours[1], theirs[1], atol=1e-9)
     assert ours[2] == pytest.approx(theirs[2], rel=1e-9)
@@ -89,7 +89,7 @@ def test_the_text_trigram_trusts_frequent_contexts_and_backs_off_to_the_bigram_e
     assert start.argmax() == 2
     assert trigram[2, 0, 1] > 0.95 and trigram[1, 0, 2] > 0.95  # 50 sightings, one next phone each
     assert trigram[3, 2, 0] > 0.95  # the sentence start: 2 then 0
-    _, bigram = decipher.text_bigram(text, 3, smoothing=0.1)
+    _, bigram = phone_hmm.text_bigram(text, 3, smoothing=0.1)
     assert torch.allclose(trigram[0, 2], bigram[2])  # (0, 2) never seen: the bigram's row
 
 

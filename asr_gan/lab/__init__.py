@@ -6,6 +6,8 @@ command, and docs/gan_investigation.md holds the experiments that used them.
 
     decipher.py            phone labels from k-means cluster ids and the text's bigram (HMM + EM): a label-free
                            learner, and the GAN's optional warm start (`warm_start_labels`)
+    phone_hmm.py           the decipherment's phone HMM: forward-backward, Viterbi, EM starts, EM with restarts
+    label_start.py         the decipherment's EM start from labels of every row (and noisy variants of it)
     context_hmm.py         the decipherment's model when a segment's clusters depend on the next phone too
     trigram_hmm.py         the decipherment over the text's phone trigram
     alternate.py           decipherment <-> CTC student alternation

@@ -1,6 +1,6 @@
 """A phone HMM whose emissions depend on the next phone: the decipherment's model for coarticulated units.
 
-The plain decipherment HMM (`asr_gan.lab.decipher.PhoneHmm`) emits a cluster from a phone alone. Real segments
+The plain decipherment HMM (`asr_gan.lab.phone_hmm.PhoneHmm`) emits a cluster from a phone alone. Real segments
 also carry their neighbour (coarticulation), and then EM leaves the true reading for one it finds more likely
 (docs/gan_investigation.md, "The decipherment's model leaves the truth on speech"). Here the hidden state is a
 pair (phone p, the phone q after it, or the end of the sentence), and a segment is emitted with P(cluster | p, q).
@@ -12,7 +12,7 @@ rare pairs borrow from their phone. Forward-backward and Viterbi use the pair st
 the O(P^4) of a dense transition matrix over pairs, so a 40-phone inventory stays cheap.
 
 Shapes: P phones, P + 1 next-phone slots (the last is the end), K clusters; padded chunks of B sequences of
-width T with a mask (True = real position), as in `decipher.expected_counts`.
+width T with a mask (True = real position), as in `phone_hmm.expected_counts`.
 """
 
 from __future__ import annotations

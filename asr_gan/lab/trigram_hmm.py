@@ -1,6 +1,6 @@
 """A phone HMM whose moves follow the text's phone trigram: the decipherment's model with a stronger language model.
 
-The plain decipherment HMM (`asr_gan.lab.decipher.PhoneHmm`) moves from phone p to phone q by the text's bigram
+The plain decipherment HMM (`asr_gan.lab.phone_hmm.PhoneHmm`) moves from phone p to phone q by the text's bigram
 P(q | p). Decipherment of substitution ciphers is known to need more context than a bigram (Ravi and Knight
 2008): here the hidden state is a pair (o, p), the phone p now and the phone o before it (or the sentence start),
 and a move goes from (o, p) to (p, q) with the text's trigram P(q | o, p). A phone still spans one or more
@@ -14,7 +14,7 @@ transition matrix over pairs.
 
 Shapes: P phones; pair states (P + 1, P), the row P of the first axis being "no phone before" (the sentence
 start); K clusters; padded chunks of B sequences of width T with a mask (True = real position), as in
-`decipher.expected_counts`.
+`phone_hmm.expected_counts`.
 """
 
 from __future__ import annotations
