@@ -7,7 +7,8 @@ import soundfile
 
 from asr_gan.manifest import read_manifest, validate_manifest
 from asr_gan.text.normalize import normalize_sentence
-from data_prep.timit import fold_timit_phones, main, prepare_timit
+from data_prep.timit import main, prepare_timit
+from data_prep.timit_labels import fold_timit_phones
 from tests.fixtures.timit_layout import expected_phones_39, fixture_utterances, make_timit_fixture
 
 # The session corpus: 4 TRAIN speakers, 2 dev, 2 core test, 1 other TEST speaker, 10 utterances each.

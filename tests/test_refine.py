@@ -93,7 +93,8 @@ def test_fine_tuning_the_encoder_on_target_phones_fits_them(experiment):
                       .split()))
     lp = student.log_probs(pairs[0][0])
     assert lp.shape[1] == len(ARPABET) and torch.allclose(lp.exp().sum(-1), torch.ones(len(lp)), atol=1e-4)
-    history = finetune(student, pairs, pairs, EncoderStudentConfig(epochs=6, lr=1e-3, augment=False), log=lambda m: None)
+    config = EncoderStudentConfig(epochs=6, lr=1e-3, augment=False)
+    history = finetune(student, pairs, pairs, config, log=lambda m: None)
     assert history[-1]["best_valid_per"] < history[0]["valid_per"] - 0.1, history
     hyps = [student.greedy(mel) for mel, _ in pairs]
     assert phone_error_rate([p for _, p in pairs], hyps, ()) == pytest.approx(history[-1]["best_valid_per"], abs=1e-5)
@@ -125,3 +126,21 @@ def test_chain_decodes_words_without_labels_and_resumes(experiment, capsys):
     assert "round 0: already done" in printed and "round 1: already done" in printed
     with pytest.raises(ValueError, match="student"):
         Chain(RefineConfig(student="hmm"), data, out, text, out, out)
+
+
+def test_fine_tuning_the_top_block_leaves_the_lower_ones_as_shipped(experiment):
+    inventory = PhoneInventory(ARPABET)
+    transcriber = CrossLingualTranscriber(ARPABET)
+    student = EncoderStudent.from_encoder(transcriber.loaded, inventory)
+    before = {name: p.detach().clone() for name, p in student.named_parameters()}
+    wave = soundfile.read(str(experiment / "train0.wav"), dtype="float32")[0]
+    pairs = [(transcriber.standardised_mel(np.asarray(wave)), " ".join(LEXICON[w] for w in SPLITS["train"][0].split())
+              .split())]
+    finetune(student, pairs, pairs, EncoderStudentConfig(epochs=2, lr=1e-3, augment=False, train_layers=1),
+             log=lambda m: None)
+    top = f"encoder.blocks.{len(student.encoder.blocks) - 1}."
+    changed = {name for name, p in student.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith((top, "head.", "encoder.final_norm.")) for name in changed), changed
+    assert any(name.startswith("head.") for name in changed)
+    with pytest.raises(ValueError, match="train_layers"):
+        finetune(student, pairs, pairs, EncoderStudentConfig(epochs=1, train_layers=-1), log=lambda m: None)

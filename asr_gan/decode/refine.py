@@ -5,10 +5,12 @@ mapped onto the target phones (asr_gan.text.ipa_arpabet.arpabet_weights), are de
 LM (asr_gan.decode.words). The lexicon spellings of the decoded words are the round's phone labels: English words,
 so English phonotactics, where the encoder heard phones of other languages.
 
-Round k >= 1 trains a CTC student (the generator's architecture, on the GAN's segment features) on the training
-labels of round k - 1, its epoch chosen on the dev labels of round k - 1, and decodes every split with it in the
-same way. This is the loop of the published successes on weak features (Chen et al. 2019's GAN + HMM rounds,
-wav2vec-U's self-training), with the word decoder as the labeller.
+Round k >= 1 trains a student on the training labels of round k - 1, its epoch chosen on the dev labels of round
+k - 1, and decodes every split with it in the same way: by default the phone encoder itself, fine-tuned with CTC
+(`--student-layers N`: its top N blocks only; `--anchor W`: its log-probs mixed with round 0's), or
+(`--student segments`) a CTC generator on the GAN's segment features. This is the loop of the published successes on
+weak features (Chen et al. 2019's GAN + HMM rounds, wav2vec-U's self-training), with the word decoder as the
+labeller. The outputs of a round (greedy and word phones, score, label change) are in asr_gan.decode.round_outputs.
 
 Nothing here reads a transcription:
 - the word decoder's LM weight and word score are tuned on the dev audio each round by wav2vec-U's unsupervised
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field
@@ -41,29 +42,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from asr_gan.decode.cross_lingual import CrossLingualTranscriber, readable_waves
-from asr_gan.decode.greedy import greedy_decode, symbols
+from asr_gan.decode.cross_lingual import CrossLingualTranscriber
+from asr_gan.decode.round_outputs import (
+    LogProbs,
+    decode_words,
+    label_change,
+    label_free_score,
+    read_mels,
+    score_against,
+    student_log_probs,
+)
 from asr_gan.decode.tune import tune_word_decoding
 from asr_gan.decode.words import DecoderLexicon, WordDecoder, WordDecoderConfig
-from asr_gan.manifest import read_manifest
 from asr_gan.text.lm import NgramLM
 from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.ctc import CTCTrainConfig, pick_device, train_ctc
-from asr_gan.train.ctc_data import (
-    length_batches,
-    load_feature_set,
-    pad_batch,
-    pair_features_with_labels,
-    read_phone_labels,
-    write_phone_labels,
-)
-from asr_gan.train.ctc_outputs import ctc_logits, phone_error_rate
+from asr_gan.train.ctc_data import load_feature_set, pair_features_with_labels, read_phone_labels, write_phone_labels
 from asr_gan.train.encoder_student import EncoderStudent, EncoderStudentConfig, finetune
-from asr_gan.train.selection import weighted_lm_ppl
-
-LogProbs = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -79,6 +75,10 @@ class RefineConfig:
     word_scores: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0)
     min_change: float = 0.02
     epochs: int = 0  # student epochs; 0 = the student kind's default (encoder 8, segments 40)
+    student_layers: int | None = None  # encoder student: top blocks fine-tuned (None: all; 0: the head alone)
+    # Encoder student: its log-probs are mixed with round 0's, w * round 0 + (1 - w) * student, renormalised; the
+    # shipped encoder has heard many voices, the student only the training ones (0: the student alone).
+    anchor: float = 0.0
     batch_frames: int = 1500  # segments student
     lr: float = 0.0  # 0 = the student kind's default (encoder 3e-4, segments 1e-3)
     seed: int = 1
@@ -101,87 +101,6 @@ class RoundResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ------------------------------------------------------------------------------------------------ log-probs
-
-
-def read_mels(manifest: str | Path, transcriber: CrossLingualTranscriber, progress: bool = True, desc: str = ""
-              ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The encoder's input (standardised log-mel) of every readable utterance, and the skipped ones."""
-    skipped: list[str] = []
-    out = {utt.utt_id: transcriber.standardised_mel(wave)
-           for utt, wave in readable_waves(read_manifest(manifest), skipped, f"[refine] log-mel {desc}", progress)}
-    return out, skipped
-
-
-@torch.no_grad()
-def student_log_probs(model: torch.nn.Module, features_dir: str | Path, inventory: PhoneInventory,
-                      device: torch.device, batch_frames: int) -> LogProbs:
-    """A CTC student's log-probs over the inventory, its blank's mass moved onto silence (the word decoder's blank)."""
-    features = load_feature_set(features_dir)
-    silence = inventory.index(inventory.silence)
-    rows = list(range(len(features.utt_ids)))
-    lengths = [int(np.shape(features[r])[0]) for r in rows]
-    out: LogProbs = {}
-    model.eval()
-    for batch in length_batches(lengths, batch_frames, shuffle=False, rng=random.Random(0)):
-        x, mask = pad_batch([np.asarray(features[rows[i]], dtype=np.float32) for i in batch])
-        logits, out_lengths = ctc_logits(model, x.to(device), mask.to(device))
-        log_probs = logits.float().log_softmax(-1).cpu()
-        for b, i in enumerate(batch):
-            lp = log_probs[b, : int(out_lengths[b])]
-            phones = lp[:, : len(inventory)].clone()
-            phones[:, silence] = torch.logaddexp(phones[:, silence], lp[:, model.blank])
-            out[features.utt_ids[rows[i]]] = phones
-    return out
-
-
-# ------------------------------------------------------------------------------------------------- one round
-
-
-def greedy_phones(log_probs: LogProbs, inventory: PhoneInventory) -> dict[str, list[str]]:
-    return {utt: symbols(greedy_decode(lp, inventory)) for utt, lp in log_probs.items()}
-
-
-def label_free_score(log_probs: LogProbs, inventory: PhoneInventory, phone_lm: NgramLM) -> dict[str, float]:
-    """wav2vec-U's selection metric of the greedy phones (silence left out, as the student's labels have none)."""
-    sequences = [inventory.encode(p) for p in greedy_phones(log_probs, inventory).values()]
-    score = weighted_lm_ppl(sequences, inventory, phone_lm)
-    return {"weighted_lm_ppl": score.weighted_lm_ppl, "lm_ppl": score.lm_ppl, "vocab_usage": score.vocab_usage}
-
-
-def decode_words(log_probs: LogProbs, decoder: WordDecoder, progress: bool = False, desc: str = ""
-                 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Words and their lexicon phones for every utterance."""
-    words, phones = {}, {}
-    for utt, lp in tqdm(log_probs.items(), desc=f"[refine] words {desc}", unit="utt", disable=not progress,
-                        dynamic_ncols=True):
-        hyp = decoder.decode(lp)
-        words[utt], phones[utt] = symbols(hyp.words), symbols(hyp.phones)
-    return words, phones
-
-
-def label_change(previous: dict[str, list[str]], current: dict[str, list[str]]) -> float:
-    """Edits between two rounds' labels over the previous round's phones."""
-    common = [u for u in current if u in previous]
-    return phone_error_rate([previous[u] for u in common], [current[u] for u in common], ())
-
-
-def score_against(references: Path | None, split: str, phones: dict[str, list[str]], words: dict[str, list[str]],
-                  silence: str | None) -> dict[str, float]:
-    """PER of the phones and WER of the words against text/<split>.{phn,wrd}, where those files exist."""
-    if references is None:
-        return {}
-    scores: dict[str, float] = {}
-    for name, hyps, suffix, ignore in (("per", phones, "phn", [silence] if silence else []),
-                                       ("wer", words, "wrd", [])):
-        path = references / f"{split}.{suffix}"
-        if path.is_file():
-            refs = read_phone_labels(path)
-            common = [u for u in refs if u in hyps]
-            scores[name] = phone_error_rate([refs[u] for u in common], [hyps[u] for u in common], ignore)
-    return scores
 
 
 # -------------------------------------------------------------------------------------------------- the chain
@@ -257,12 +176,13 @@ class Chain:
             pairs = {split: [(mels[split][u], labels[split][u]) for u in mels[split] if u in labels[split]]
                      for split in (c.train_split, c.tune_split)}
             config = EncoderStudentConfig(epochs=c.epochs or 8, lr=c.lr or 3e-4, seed=c.seed + k,
-                                          device=str(self.device))
+                                          train_layers=c.student_layers, device=str(self.device))
             history = finetune(student, pairs[c.train_split], pairs[c.tune_split], config,
                                log=lambda m: self.log(f"r{k} student {m}"))
             (student_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
             torch.save({"state_dict": student.state_dict(), "phones": student.phones}, student_dir / "student.pt")
-            return {split: {u: student.log_probs(m) for u, m in mels[split].items()} for split in c.splits}
+            return {split: {u: self.anchored(student.log_probs(m), m) for u, m in mels[split].items()}
+                    for split in c.splits}
         ctc = CTCTrainConfig(features=str(self.segments / c.train_split), labels="(round labels)",
                              phones=str(self.text / "phones.txt"), out=str(student_dir), model="generator",
                              gan_config=str(self.gan_config), epochs=c.epochs or 40, lr=c.lr or 1e-3,
@@ -276,6 +196,14 @@ class Chain:
                            progress=self.progress, log_prefix=f"[refine r{k}]")
         return {split: student_log_probs(result.model, self.segments / split, self.inventory, self.device,
                                          c.batch_frames) for split in c.splits}
+
+    def anchored(self, student: torch.Tensor, mel: np.ndarray) -> torch.Tensor:
+        """The encoder student's log-probs of one utterance, mixed with round 0's by `anchor`."""
+        w = self.config.anchor
+        if w <= 0.0:
+            return student
+        mixed = w * self.transcriber.log_probs(mel=mel) + (1.0 - w) * student.clamp_min(-1e4)  # no 0 * -inf
+        return mixed.log_softmax(-1)
 
     def run_round(self, k: int, previous: dict[str, dict[str, list[str]]] | None
                   ) -> tuple[RoundResult, dict[str, dict[str, list[str]]]]:
@@ -385,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=RefineConfig.rounds)
     p.add_argument("--student", choices=("encoder", "segments"), default=RefineConfig.student)
     p.add_argument("--epochs", type=int, default=RefineConfig.epochs, help="student epochs (0: its default)")
+    p.add_argument("--student-layers", type=int, default=None,
+                   help="encoder student: fine-tune only the top N blocks and the head (0: the head alone; "
+                        "default: all)")
+    p.add_argument("--anchor", type=float, default=RefineConfig.anchor,
+                   help="encoder student: mix in round 0's log-probs with this weight (0: the student alone)")
     p.add_argument("--min-change", type=float, default=RefineConfig.min_change)
     p.add_argument("--seed", type=int, default=RefineConfig.seed)
     p.add_argument("--device", default=RefineConfig.device)
@@ -392,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     config = RefineConfig(rounds=args.rounds, student=args.student, splits=tuple(args.splits), epochs=args.epochs,
-                          min_change=args.min_change, seed=args.seed, device=args.device,
-                          encoder_checkpoint=args.encoder_checkpoint)
+                          student_layers=args.student_layers, anchor=args.anchor, min_change=args.min_change,
+                          seed=args.seed, device=args.device, encoder_checkpoint=args.encoder_checkpoint)
     try:
         chain = Chain(config, args.data, args.segments, args.text, args.gan_config, args.out, args.references,
                       progress=not args.no_progress)

@@ -35,6 +35,9 @@ class EncoderStudentConfig:
     lr: float = 3e-4
     batch_frames: int = 8_000  # log-mel frames per batch
     augment: bool = True
+    # Encoder blocks trained, counted from the top (None: all of them, the stem too; 0: the head alone). The
+    # frozen lower blocks keep what eight languages' voices taught them; only the top adapts to the pseudo-labels.
+    train_layers: int | None = None
     seed: int = 1
     device: str = "cpu"
 
@@ -91,6 +94,33 @@ class EncoderStudent(nn.Module):
         return [self.phones[i - 1] for i in path if i > 0]
 
 
+def trainable_modules(student: EncoderStudent, train_layers: int | None) -> list[nn.Module]:
+    """The modules fine-tuning updates: the head, and the top `train_layers` blocks with the final norm."""
+    if train_layers is None:
+        return [student]
+    if train_layers < 0:
+        raise ValueError(f"train_layers must be >= 0 or None (all), got {train_layers}")
+    if train_layers == 0:
+        return [student.head]
+    blocks = list(student.encoder.blocks)
+    return [student.head, student.encoder.final_norm, *blocks[max(0, len(blocks) - train_layers):]]
+
+
+def trained_parameters(student: EncoderStudent, train_layers: int | None) -> list[nn.Parameter]:
+    """Freeze everything but `trainable_modules`; returns the parameters left to train."""
+    student.requires_grad_(train_layers is None)
+    for module in trainable_modules(student, train_layers):
+        module.requires_grad_(True)
+    return [q for q in student.parameters() if q.requires_grad]
+
+
+def set_train_mode(student: EncoderStudent, train_layers: int | None) -> None:
+    """Dropout on in the trained modules only: a frozen block gives the same features every epoch."""
+    student.eval()
+    for module in trainable_modules(student, train_layers):
+        module.train()
+
+
 def finetune(student: EncoderStudent, train: list[tuple[np.ndarray, list[str]]],
              valid: list[tuple[np.ndarray, list[str]]], config: EncoderStudentConfig,
              log=print) -> list[dict[str, float]]:
@@ -103,7 +133,8 @@ def finetune(student: EncoderStudent, train: list[tuple[np.ndarray, list[str]]],
     views = EncoderTrainConfig(out="")
     pairs = [(mel, student.targets(phones)) for mel, phones in train]
     pairs = [(mel, t) for mel, t in pairs if t and len(mel) >= 2 * len(t) + 2]
-    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.01)
+    trained = trained_parameters(student, config.train_layers)
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.01)
     lengths = np.array([len(mel) for mel, _ in pairs])
 
     def valid_per() -> float:
@@ -114,7 +145,7 @@ def finetune(student: EncoderStudent, train: list[tuple[np.ndarray, list[str]]],
     history = [{"epoch": 0, "valid_per": round(best[0], 5)}]
     log(f"epoch 0: valid PER against the pseudo-labels {best[0]:.1%}")
     for epoch in range(1, config.epochs + 1):
-        student.train()
+        set_train_mode(student, config.train_layers)
         start, total, count = time.time(), 0.0, 0
         for batch in length_batches(lengths, config.batch_frames, rng):
             mels = [torch.from_numpy(pairs[i][0].copy()) for i in batch]
@@ -129,7 +160,7 @@ def finetune(student: EncoderStudent, train: list[tuple[np.ndarray, list[str]]],
                               torch.tensor([len(t) for t in targets]), blank=0, reduction="sum", zero_infinity=True)
             optimizer.zero_grad(set_to_none=True)
             (loss / len(batch)).backward()
-            nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+            nn.utils.clip_grad_norm_(trained, 5.0)
             optimizer.step()
             total += loss.item()
             count += sum(len(t) for t in targets)
