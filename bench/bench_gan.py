@@ -94,7 +94,8 @@ def time_training(paths: dict[str, str], out: Path, overrides: dict, graphs: str
 
 def profile(paths: dict[str, str], out: Path, args: argparse.Namespace) -> None:
     """The baseline's costliest operations over 200 updates, and its kernel launches per update."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     trainer = make_trainer(paths, out, {}, args.graphs[-1], args, max_updates=10**9)
     for step in range(20):

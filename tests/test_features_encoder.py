@@ -12,8 +12,7 @@ import torch
 
 from asr_gan.features.__main__ import main as features_main
 from asr_gan.features.encoder.__main__ import main as encoder_main
-from asr_gan.features.encoder.checkpoint import (ENCODER_LAYER, SHIPPED_CHECKPOINT, load_encoder,
-                                                 save_encoder)
+from asr_gan.features.encoder.checkpoint import ENCODER_LAYER, SHIPPED_CHECKPOINT, load_encoder, save_encoder
 from asr_gan.features.encoder.corpus import read_words
 from asr_gan.features.encoder.model import EncoderConfig, PhoneEncoder
 from asr_gan.features.encoder.phonemes import LanguageSwitch, ipa_to_phones

@@ -124,7 +124,7 @@ def test_losses_of_a_batch_padded_wider_for_cuda_graphs_are_the_same():
     real_lengths = torch.tensor([5, 3, 5])
     real_mask = torch.arange(5)[None, :] >= real_lengths[:, None]
     real = torch.nn.functional.one_hot(torch.randint(0, 5, (3, 5)), 5).float().masked_fill(real_mask[..., None], 0)
-    fake, fake_mask = merged.masked_fill(merged_mask[..., None], 0.0), merged_mask
+    fake = merged.masked_fill(merged_mask[..., None], 0.0)
     wide_real, wide_real_mask = pad_wider(real, real_mask, 4)
     wide_fake, wide_fake_mask = pad_wider(fixed, fixed_mask, 2)
     for norm in ("channel", "sequence"):

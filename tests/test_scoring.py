@@ -14,8 +14,19 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr_gan.scoring import (SILENCE_TOKENS, TranscriptFormatError, align, fold_to_39, format_report,
-                             read_transcripts, read_trn, remove_silence, score, timit39_map, write_trn)
+from asr_gan.scoring import (
+    SILENCE_TOKENS,
+    TranscriptFormatError,
+    align,
+    fold_to_39,
+    format_report,
+    read_transcripts,
+    read_trn,
+    remove_silence,
+    score,
+    timit39_map,
+    write_trn,
+)
 from asr_gan.scoring.__main__ import main
 from asr_gan.scoring.timit import timit_map_path
 

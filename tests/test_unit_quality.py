@@ -84,8 +84,7 @@ def test_row_labels_spread_over_the_frames_of_each_run_and_a_half_rate_reads_eve
     assert skipped == [f"u3: {len(runs[3])} labels for {len(runs[3]) + 1} rows"]
     assert list(spread["u0"]) == [PHONES[p] for p in utts[0]]
 
-    half = write_set(tmp_path / "half", [(centres[u] + 0.1 * rng.normal(size=(len(u), 5)))[::2] for u in utts],
-                     rate=50.0)
+    write_set(tmp_path / "half", [(centres[u] + 0.1 * rng.normal(size=(len(u), 5)))[::2] for u in utts], rate=50.0)
     out = tmp_path / "half.json"
     assert main(["--features", str(tmp_path / "half"), "--labels", str(labels), "--label-transform",
                  str(tmp_path / "transform"), "--label-frames", str(tmp_path / "frames"), "--clusters", "4",

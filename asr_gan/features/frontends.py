@@ -1,7 +1,8 @@
 """Spectral frontends: 16 kHz waveform -> per-frame features at a 10 ms hop (MFCC, log-mel, Kaldi fbank).
 
 Self-supervised frontends (wav2vec 2.0 / HuBERT / WavLM) live in `asr_gan.features.ssl`, the shipped
-cross-lingual phone encoder in `asr_gan.features.encoder`; `build_frontend` returns any kind behind the same call: `frontend(wave (samples,)) -> (T, D) float32`.
+cross-lingual phone encoder in `asr_gan.features.encoder`; `build_frontend` returns any kind behind the same call:
+`frontend(wave (samples,)) -> (T, D) float32`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class FrontendConfig:
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
     ssl_checkpoint: str | None = None  # kind=ssl: fairseq .pt file or Hugging Face folder
-    layer: int = 14  # kind=ssl: 0-based transformer block; wav2vec-U uses block 15 of 24 = index 14; kind=encoder: layer
+    # kind=ssl: 0-based transformer block (wav2vec-U uses block 15 of 24 = index 14); kind=encoder: its layer
+    layer: int = 14
     encoder_checkpoint: str | None = None  # kind=encoder: a phone encoder checkpoint; None = the shipped one
     device: str | None = None  # None: cuda when available, else cpu
 

@@ -28,7 +28,6 @@ from asr_gan.scoring.error_rate import score
 from asr_gan.scoring.timit import SILENCE_TOKENS
 from asr_gan.scoring.trn import read_transcripts
 
-
 DEFAULT_RATIOS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 

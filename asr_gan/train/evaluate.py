@@ -21,8 +21,7 @@ import torch
 from asr_gan.train.checkpoint import load_generator
 from asr_gan.train.ctc_data import read_phone_labels, write_phone_labels
 from asr_gan.train.ctc_outputs import per_on_common
-from asr_gan.train.data import SequenceBank
-from asr_gan.train.data import load_feature_sequences
+from asr_gan.train.data import SequenceBank, load_feature_sequences
 from asr_gan.train.selection import greedy_phone_ids
 
 
