@@ -249,6 +249,8 @@ def test_demo_recipe_refuses_an_unknown_front_end_or_a_missing_encoder_checkpoin
     missing = run_recipe("run_demo.sh", "--encoder-checkpoint", str(tmp_path / "none.pt"), "--exp",
                          str(tmp_path / "b"), check=False)
     assert missing.returncode == 2 and "none.pt: no such file" in missing.stderr
+    anchor = run_recipe("run_demo.sh", "--refine-anchor", "2", "--exp", str(tmp_path / "c"), check=False)
+    assert anchor.returncode == 2 and "--refine-anchor 2: expected a number from 0 to 1" in anchor.stderr
 
 
 def test_demo_recipe_speaks_every_split_with_the_voices_given(tmp_path):

@@ -124,8 +124,17 @@ def test_chain_decodes_words_without_labels_and_resumes(experiment, capsys):
     assert main(args) == 0  # a finished round is read back, not run again
     printed = capsys.readouterr().out
     assert "round 0: already done" in printed and "round 1: already done" in printed
+    # a round killed after its student was trained decodes with that student; round 0's decoder settings kept
+    (out / "round1" / "round.json").unlink()
+    assert main(args + ["--anchor", "0.5", "--decoder-settings", "round0"]) == 0
+    assert "r1 student: already trained" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["rounds"][1]["decoder"] == first["decoder"] and report["config"]["anchor"] == 0.5
+    assert json.loads((out / "round1" / "tune.json").read_text())["reused"] == "round 0's settings"
     with pytest.raises(ValueError, match="student"):
         Chain(RefineConfig(student="hmm"), data, out, text, out, out)
+    with pytest.raises(ValueError, match="decoder-settings"):
+        Chain(RefineConfig(decoder_settings="best"), data, out, text, out, out)
 
 
 def test_fine_tuning_the_top_block_leaves_the_lower_ones_as_shipped(experiment):
