@@ -81,7 +81,7 @@ def test_cli_writes_one_row_per_phone_and_reports_what_it_skips(tmp_path, capsys
         assert rows_of[utt] == expected_labels and np.allclose(np.asarray(written[i]), expected)
         assert len(starts) == len(phones) and starts == sorted(set(starts))
     err = capsys.readouterr().err
-    assert "utt1: no reference phones" in err and "utt2: 3 phones cannot be aligned to 2 frames" in err
+    assert "utt1: no reference phones" in err and "utt2: 3 phones cannot be aligned to 2 outputs" in err
 
 
 def test_a_model_that_does_not_emit_one_position_per_frame_is_refused(tmp_path, capsys):

@@ -26,10 +26,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from asr_gan.features.storage import FeatureSetWriter
-from asr_gan.scoring.reference_rows import phone_starts
+from asr_gan.scoring.reference_rows import aligned_references
 from asr_gan.text.phones import SILENCE
 from asr_gan.train.ctc import load_ctc_checkpoint
 from asr_gan.train.ctc_data import load_feature_set, read_phone_labels
@@ -69,24 +68,9 @@ def write_oracle_segments(checkpoint: str | Path, features_dir: str | Path, labe
                              f"{utt_id}; oracle segments need one output per frame (a model without stride, "
                              f"trained by `asr_gan.train.ctc` on the frames of {features_dir})")
     with FeatureSetWriter(out, features[0].shape[1], meta=meta) as writer:
-        for i, utt_id in enumerate(features.utt_ids):
-            frames = np.asarray(features[i], dtype=np.float32)
-            phones = [p for p in refs.get(utt_id, []) if p != inventory.silence]
-            if not phones:
-                problems.append(f"{labels}: {utt_id}: no reference phones; skipped")
-                continue
-            unknown = sorted({p for p in phones if p not in inventory})
-            if unknown:
-                problems.append(f"{labels}: {utt_id}: phones not in the model's inventory {unknown}; skipped")
-                continue
-            try:
-                starts, last = phone_starts(torch.from_numpy(outputs[i]), [inventory.index(p) for p in phones],
-                                            blank=len(inventory))
-            except RuntimeError as err:  # torchaudio refuses targets longer than the frames
-                problems.append(f"{features_dir}: {utt_id}: {len(phones)} phones cannot be aligned to "
-                                f"{len(frames)} frames ({err}); skipped")
-                continue
-            rows, row_labels = pool_phones(frames, phones, starts, last, silence)
+        for i, utt_id, phones, starts, last in aligned_references(outputs, features, refs, inventory, features_dir,
+                                                                 labels, problems):
+            rows, row_labels = pool_phones(np.asarray(features[i], dtype=np.float32), phones, starts, last, silence)
             writer.add(utt_id, rows)
             lines.append(f"{utt_id} {' '.join(row_labels)}\n")
     Path(f"{out}.segments").write_text("".join(lines), encoding="utf-8")

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchaudio
 
-from asr_gan.text.phones import SILENCE
+from asr_gan.features.storage import FeatureSet
+from asr_gan.text.phones import SILENCE, PhoneInventory
 from asr_gan.train.ctc import load_ctc_checkpoint
 from asr_gan.train.ctc_data import load_feature_set, read_phone_labels
 from asr_gan.train.ctc_outputs import log_posteriors
@@ -60,6 +62,31 @@ def label_rows(phones: list[str], starts: list[int], last: int, outputs: int, ro
     return [per_output[(r + 1) * step - 1] for r in range(rows)]
 
 
+def aligned_references(outputs: list[np.ndarray], features: FeatureSet, refs: dict[str, list[str]],
+                       inventory: PhoneInventory, source: str | Path, labels: str | Path, problems: list[str]
+                       ) -> Iterator[tuple[int, str, list[str], list[int], int]]:
+    """(row, utt_id, phones, starts, last) of every utterance whose reference phones (silence left out) align to
+    its model outputs (`phone_starts`); one without references, with phones outside `inventory`, or with more phones
+    than outputs goes into `problems` with its id."""
+    for i, utt_id in enumerate(features.utt_ids):
+        phones = [p for p in refs.get(utt_id, []) if p != inventory.silence]
+        if not phones:
+            problems.append(f"{labels}: {utt_id}: no reference phones; skipped")
+            continue
+        unknown = sorted({p for p in phones if p not in inventory})
+        if unknown:
+            problems.append(f"{labels}: {utt_id}: phones not in the model's inventory {unknown}; skipped")
+            continue
+        try:
+            starts, last = phone_starts(torch.from_numpy(outputs[i]), [inventory.index(p) for p in phones],
+                                        blank=len(inventory))
+        except RuntimeError as err:  # torchaudio refuses targets longer than the outputs
+            problems.append(f"{source}: {utt_id}: {len(phones)} phones cannot be aligned to {len(outputs[i])} "
+                            f"outputs ({err}); skipped")
+            continue
+        yield i, utt_id, phones, starts, last
+
+
 def write_reference_rows(checkpoint: str | Path, features_dir: str | Path, labels: str | Path, out: str | Path,
                          progress: bool = True) -> tuple[int, list[str]]:
     """Write the aligned reference phone of every row of `features_dir` to `<out>.segments`; returns (utterances
@@ -76,23 +103,9 @@ def write_reference_rows(checkpoint: str | Path, features_dir: str | Path, label
                              f"{utt_id}; expected {step} outputs per row, as for every other utterance")
     problems: list[str] = []
     lines: list[str] = []
-    for i, utt_id in enumerate(features.utt_ids):
+    for i, utt_id, phones, starts, last in aligned_references(outputs, features, refs, inventory, features_dir, labels,
+                                                             problems):
         rows = np.shape(features[i])[0]
-        phones = [p for p in refs.get(utt_id, []) if p != inventory.silence]
-        if not phones:
-            problems.append(f"{labels}: {utt_id}: no reference phones; skipped")
-            continue
-        unknown = sorted({p for p in phones if p not in inventory})
-        if unknown:
-            problems.append(f"{labels}: {utt_id}: phones not in the model's inventory {unknown}; skipped")
-            continue
-        try:
-            starts, last = phone_starts(torch.from_numpy(outputs[i]), [inventory.index(p) for p in phones],
-                                        blank=len(inventory))
-        except RuntimeError as err:  # torchaudio refuses targets longer than the outputs
-            problems.append(f"{features_dir}: {utt_id}: {len(phones)} phones cannot be aligned to {rows} rows "
-                            f"({err}); skipped")
-            continue
         lines.append(f"{utt_id} {' '.join(label_rows(phones, starts, last, len(outputs[i]), rows, silence))}\n")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{out}.segments").write_text("".join(lines), encoding="utf-8")
