@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "features": ("asr_gan.features.__main__", "audio -> frames (MFCC, fbank, encoder, SSL layer) -> segments"),
     "train": ("asr_gan.train.__main__", "one GAN run: segments + unpaired phone text -> a generator"),
     "sweep": ("asr_gan.train.sweep", "GAN runs over seeds and settings, chosen without labels"),
+    "eodm": ("asr_gan.train.eodm", "EODM: a generator matching the text's phone N-grams, no discriminator"),
     "ctc": ("asr_gan.train.ctc", "a supervised CTC phone model (the topline)"),
     "refine": ("asr_gan.decode.refine", "the label-free chain: encoder phones -> words -> rounds"),
     "decode": ("asr_gan.decode.__main__", "audio or features -> phones -> words, with a model bundle"),

@@ -22,4 +22,6 @@ sweeps with label-free selection (`asr_gan.train.sweep`).
                    ctc_outputs.py greedy transcripts, log-posteriors, PER
     encoder_student.py  the shipped phone encoder fine-tuned on pseudo-labels (the chain's student)
     evaluate.py    PER of a trained generator on labelled segments
+    eodm.py        EODM: N-gram matching over the corpus, no discriminator (`python -m asr_gan.train.eodm`);
+                   eodm_counts.py the text's N-grams and the outputs' expected merged ones
 """
