@@ -139,6 +139,7 @@ class Chain:
                                                    self.inventory.silence)
         self._mels: dict[str, dict[str, np.ndarray]] | None = None
         self.round0_settings: dict[str, float] | None = None
+        self._round0: dict[tuple[str, str], torch.Tensor] = {}
 
     def log(self, message: str) -> None:
         print(f"[refine] {message}", flush=True)
@@ -195,7 +196,7 @@ class Chain:
                 (student_dir / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
                 torch.save({"state_dict": student.state_dict(), "phones": student.phones}, saved.with_suffix(".tmp"))
                 saved.with_suffix(".tmp").replace(saved)
-            return {split: {u: self.anchored(student.log_probs(m), m) for u, m in mels[split].items()}
+            return {split: {u: self.anchored(student.log_probs(m), split, u) for u, m in mels[split].items()}
                     for split in c.splits}
         ctc = CTCTrainConfig(features=str(self.segments / c.train_split), labels="(round labels)",
                              phones=str(self.text / "phones.txt"), out=str(student_dir), model="generator",
@@ -211,12 +212,14 @@ class Chain:
         return {split: student_log_probs(result.model, self.segments / split, self.inventory, self.device,
                                          c.batch_frames) for split in c.splits}
 
-    def anchored(self, student: torch.Tensor, mel: np.ndarray) -> torch.Tensor:
+    def anchored(self, student: torch.Tensor, split: str, utt: str) -> torch.Tensor:
         """The encoder student's log-probs of one utterance, mixed with round 0's by `anchor`."""
         w = self.config.anchor
         if w <= 0.0:
             return student
-        mixed = w * self.transcriber.log_probs(mel=mel) + (1.0 - w) * student.clamp_min(-1e4)  # no 0 * -inf
+        if (split, utt) not in self._round0:  # the shipped encoder's, computed once for every round
+            self._round0[split, utt] = self.transcriber.log_probs(mel=self.mels()[split][utt])
+        mixed = w * self._round0[split, utt] + (1.0 - w) * student.clamp_min(-1e4)  # no 0 * -inf
         return mixed.log_softmax(-1)
 
     def run_round(self, k: int, previous: dict[str, dict[str, list[str]]] | None

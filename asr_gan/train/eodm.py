@@ -50,11 +50,10 @@ from asr_gan.text.phones import PhoneInventory
 from asr_gan.train.checkpoint import read_checkpoint, save_checkpoint
 from asr_gan.train.config import GeneratorConfig, load_config, set_value
 from asr_gan.train.ctc_data import read_phone_labels
-from asr_gan.train.ctc_outputs import per_on_common
 from asr_gan.train.data import SequenceBank, feature_statistics, load_feature_sequences, read_phone_text
 from asr_gan.train.eodm_counts import NgramTarget, expected_ngram_counts, expected_ngram_total, text_ngram_targets
 from asr_gan.train.gan import TrainingDiverged
-from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
+from asr_gan.train.gan_eval import label_free_record
 
 MAX_ORDER = 5
 
@@ -217,17 +216,8 @@ class EodmTrainer:
 
     def validate(self) -> dict[str, Any]:
         """Label-free metric of the current generator's greedy output (and PER when references were given)."""
-        record: dict[str, Any] = {"step": self.step}
-        if self.valid_bank is None or self.lm is None:
-            return record
-        outputs = greedy_phone_ids(self.generator, self.valid_bank)
-        record.update({k: round(v, 5) for k, v in asdict(weighted_lm_ppl(outputs, self.inventory, self.lm)).items()})
-        if self.valid_refs is not None:
-            hyps = {u: self.inventory.decode(o) for u, o in zip(self.valid_ids, outputs)}
-            scored = per_on_common(self.valid_refs, hyps, self.inventory.silence)
-            if scored is not None:
-                record["valid_per"] = round(scored[0], 5)
-        return record
+        return label_free_record(self.step, self.generator, self.valid_bank, self.inventory, self.lm, self.valid_ids,
+                                 self.valid_refs)
 
     def state(self) -> dict[str, Any]:
         return {"trainer": "eodm", "generator_kwargs": self.generator_kwargs, "generator": self.generator.state_dict(),

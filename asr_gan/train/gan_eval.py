@@ -18,25 +18,32 @@ from asr_gan.train.distributed import barrier
 from asr_gan.train.selection import greedy_phone_ids, weighted_lm_ppl
 
 
+def label_free_record(step: int, generator: Any, bank: Any, inventory: Any, lm: Any, ids: list[str] | None,
+                      refs: dict[str, list[str]] | None) -> dict[str, Any]:
+    """A validation record: `weighted_lm_ppl` of the generator's greedy output on `bank` and, with references, its
+    PER (only reported). Without validation data or a phone LM, the step alone."""
+    record: dict[str, Any] = {"step": step}
+    if bank is None or lm is None:
+        return record
+    outputs = greedy_phone_ids(generator, bank)
+    record.update({k: round(v, 5) for k, v in asdict(weighted_lm_ppl(outputs, inventory, lm)).items()})
+    if refs is not None:
+        from asr_gan.train.ctc_outputs import per_on_common
+
+        hyps = {u: inventory.decode(o) for u, o in zip(ids, outputs)}
+        scored = per_on_common(refs, hyps, inventory.silence)
+        if scored is not None:
+            record["valid_per"] = round(scored[0], 5)
+    return record
+
+
 class GanValidation:
     """Validation and best-checkpoint selection of `GanTrainer`; a mixin, with no state of its own."""
 
     def validate(self) -> dict[str, Any]:
         """Label-free metric (and PER when references were given) of the current generator."""
-        record: dict[str, Any] = {"step": self.step}
-        if self.valid_bank is None or self.lm is None:
-            return record
-        outputs = greedy_phone_ids(self.generator, self.valid_bank)
-        score = weighted_lm_ppl(outputs, self.inventory, self.lm)
-        record.update({k: round(v, 5) for k, v in asdict(score).items()})
-        if self.valid_refs is not None:
-            from asr_gan.train.ctc_outputs import per_on_common
-
-            hyps = {u: self.inventory.decode(o) for u, o in zip(self.valid_ids, outputs)}
-            scored = per_on_common(self.valid_refs, hyps, self.inventory.silence)
-            if scored is not None:
-                record["valid_per"] = round(scored[0], 5)
-        return record
+        return label_free_record(self.step, self.generator, self.valid_bank, self.inventory, self.lm, self.valid_ids,
+                                 self.valid_refs)
 
     def _validate_and_save(self, bar: tqdm) -> None:
         if self.context.is_main:
